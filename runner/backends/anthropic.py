@@ -1,0 +1,138 @@
+"""Anthropic Messages API, streamed."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any, AsyncIterator
+
+import httpx
+
+from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage
+from .sse import SSEClient, load_json, stream_error
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096  # the API requires max_tokens
+MIN_THINKING_BUDGET = 1024  # the API's floor
+_LEVEL_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}
+
+_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+}
+
+
+class AnthropicBackend:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        # The convention is a base without /v1; tolerate one rather than POST /v1/v1/messages.
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self._headers = {"anthropic-version": API_VERSION, "accept": "text/event-stream"}
+        if api_key:
+            self._headers["x-api-key"] = api_key
+        self._http = SSEClient(self.base_url, [api_key], transport=transport)
+
+    def request_body(self, call: Call) -> dict[str, Any]:
+        # Anthropic has no system role in messages: fold any into the top-level system.
+        system = [call.system] if call.system else []
+        system += [m["content"] for m in call.messages if m["role"] == "system"]
+        messages = [
+            {"role": m["role"], "content": m["content"]} for m in call.messages if m["role"] != "system"
+        ]
+        max_tokens = call.max_output_tokens or DEFAULT_MAX_TOKENS
+        body: dict[str, Any] = {
+            "model": call.model,
+            "max_tokens": max_tokens,
+            "messages": messages,
+            "stream": True,
+        }
+        if system:
+            body["system"] = "\n\n".join(system)
+        if call.think:
+            budget = _thinking_budget(call, max_tokens)
+            if budget >= max_tokens:
+                # Thinking counts against max_tokens; keep the caller's cap for the answer.
+                body["max_tokens"] = budget + max_tokens
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        elif call.temperature is not None:  # the API rejects temperature with thinking on
+            body["temperature"] = call.temperature
+        return body
+
+    async def stream(self, call: Call) -> AsyncIterator[Event]:
+        input_tokens = cache_read = cache_write = 0
+        output_tokens: int | None = None
+        have_usage = False
+        stop_reason: str | None = None
+        stopped = False
+        url = f"{self.base_url}/v1/messages"
+        events = self._http.events(call, url, self.request_body(call), self._headers)
+        async with aclosing(events):
+            async for event, data in events:
+                if event == "ping":
+                    continue
+                obj = load_json(data, self._http.secrets)
+                kind = obj.get("type") or event
+                if kind == "error":
+                    raise stream_error(obj, self._http.secrets)
+                if kind == "message_start":
+                    u = (obj.get("message") or {}).get("usage") or {}
+                    have_usage = "input_tokens" in u
+                    input_tokens = u.get("input_tokens") or 0
+                    cache_read = u.get("cache_read_input_tokens") or 0
+                    cache_write = u.get("cache_creation_input_tokens") or 0
+                    output_tokens = u.get("output_tokens")
+                elif kind == "content_block_delta":
+                    delta = obj.get("delta") or {}
+                    if delta.get("type") == "text_delta" and delta.get("text"):
+                        yield TextDelta(delta["text"])
+                    elif delta.get("type") == "thinking_delta" and delta.get("thinking"):
+                        yield ThinkingDelta(delta["thinking"])
+                elif kind == "message_delta":
+                    stop_reason = (obj.get("delta") or {}).get("stop_reason") or stop_reason
+                    u = obj.get("usage") or {}
+                    # Cumulative counts: the last one is the total.
+                    if u.get("output_tokens") is not None:
+                        output_tokens = u["output_tokens"]
+                    # Newer servers may restate the input side here; prefer the later figure.
+                    if u.get("input_tokens"):
+                        input_tokens, have_usage = u["input_tokens"], True
+                    cache_read = u.get("cache_read_input_tokens") or cache_read
+                    cache_write = u.get("cache_creation_input_tokens") or cache_write
+                elif kind == "message_stop":
+                    stopped = True
+                    break
+        if not stopped:
+            raise BackendError(
+                "stream ended before message_stop (connection dropped?)", kind="stream", retryable=True
+            )
+        if stop_reason == "refusal":
+            raise BackendError("the model refused to answer (stop_reason: refusal)", kind="blocked")
+        usage = Usage(
+            # input_tokens excludes cache reads and writes; ours is the total input.
+            input_tokens=input_tokens + cache_read + cache_write if have_usage else None,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+        )
+        yield Done(usage=usage, finish_reason=_STOP.get(stop_reason, stop_reason) if stop_reason else None)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _thinking_budget(call: Call, max_tokens: int) -> int:
+    explicit = call.backend_options.get("thinking_budget")
+    if explicit:
+        wanted = int(explicit)
+    elif isinstance(call.think, str) and call.think in _LEVEL_BUDGET:
+        wanted = min(_LEVEL_BUDGET[call.think], max_tokens // 2)
+    else:
+        wanted = max_tokens // 2  # leave half the cap for the answer
+    return max(MIN_THINKING_BUDGET, wanted)

@@ -1,0 +1,117 @@
+"""Google Gemini (Generative Language API), streamed with `alt=sse`."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any, AsyncIterator
+from urllib.parse import quote
+
+import httpx
+
+from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage
+from .redact import redact
+from .sse import SSEClient, load_json, stream_error
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+
+_FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+# Endings where Google withheld (part of) the answer: an error, never a short answer.
+_BLOCKED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
+
+
+class GeminiBackend:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/").removesuffix("/v1beta")
+        # The key goes in a header, never in the URL, so it cannot leak into error text.
+        self._headers = {"accept": "text/event-stream"}
+        if api_key:
+            self._headers["x-goog-api-key"] = api_key
+        self._http = SSEClient(self.base_url, [api_key], transport=transport)
+
+    def url(self, model: str) -> str:
+        model = quote(model.removeprefix("models/"), safe="")
+        return f"{self.base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+
+    def request_body(self, call: Call) -> dict[str, Any]:
+        system = [call.system] if call.system else []
+        system += [m["content"] for m in call.messages if m["role"] == "system"]
+        contents = [
+            {"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
+            for m in call.messages
+            if m["role"] != "system"
+        ]
+        body: dict[str, Any] = {"contents": contents}
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
+        config: dict[str, Any] = {}
+        if call.max_output_tokens is not None:
+            config["maxOutputTokens"] = call.max_output_tokens
+        if call.temperature is not None:
+            config["temperature"] = call.temperature
+        if call.seed is not None:
+            config["seed"] = call.seed
+        if call.think:
+            config["thinkingConfig"] = {"includeThoughts": True}
+            if call.backend_options.get("thinking_budget") is not None:
+                config["thinkingConfig"]["thinkingBudget"] = int(call.backend_options["thinking_budget"])
+        if config:
+            body["generationConfig"] = config
+        return body
+
+    async def stream(self, call: Call) -> AsyncIterator[Event]:
+        meta: dict[str, Any] | None = None
+        finish: str | None = None
+        events = self._http.events(call, self.url(call.model), self.request_body(call), self._headers)
+        async with aclosing(events):
+            async for _event, data in events:
+                chunk = load_json(data, self._http.secrets)
+                if chunk.get("error"):
+                    raise stream_error(chunk, self._http.secrets)
+                feedback = chunk.get("promptFeedback") or {}
+                if feedback.get("blockReason"):
+                    detail = feedback.get("blockReasonMessage")
+                    message = f"prompt blocked by Gemini: {feedback['blockReason']}"
+                    if detail:
+                        message = redact(f"{message} ({detail})", self._http.secrets)
+                    raise BackendError(message, kind="blocked")
+                if chunk.get("usageMetadata"):  # running totals: the last one wins
+                    meta = chunk["usageMetadata"]
+                for candidate in (chunk.get("candidates") or [])[:1]:
+                    for part in (candidate.get("content") or {}).get("parts") or []:
+                        text = part.get("text")
+                        if text:
+                            yield ThinkingDelta(text) if part.get("thought") else TextDelta(text)
+                    reason = candidate.get("finishReason")
+                    if reason in _BLOCKED:
+                        raise BackendError(
+                            f"response blocked by Gemini: finishReason {reason}", kind="blocked"
+                        )
+                    if reason and reason != "FINISH_REASON_UNSPECIFIED":
+                        finish = reason
+        # No end marker in this protocol: a finishReason followed by the end of the body is it.
+        if finish is None:
+            raise BackendError(
+                "stream ended without a finishReason (connection dropped?)", kind="stream", retryable=True
+            )
+        yield Done(usage=_usage(meta), finish_reason=_FINISH.get(finish, finish.lower()))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _usage(meta: dict[str, Any] | None) -> Usage:
+    if not meta or meta.get("promptTokenCount") is None:
+        return Usage()
+    thoughts = meta.get("thoughtsTokenCount")
+    return Usage(
+        input_tokens=meta["promptTokenCount"],  # includes cachedContentTokenCount
+        output_tokens=(meta.get("candidatesTokenCount") or 0) + (thoughts or 0),
+        cache_read_tokens=meta.get("cachedContentTokenCount") or 0,
+        reasoning_tokens=thoughts,
+    )

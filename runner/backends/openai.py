@@ -1,0 +1,141 @@
+"""OpenAI Chat Completions, streamed: OpenAI and every compatible server.
+
+DeepSeek, xAI, Mistral, LM Studio, vLLM, llama.cpp and Ollama's /v1 all speak it, with small
+differences handled here: where reasoning text streams, how cache hits and reasoning tokens are
+counted, and which request fields a server rejects.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any, AsyncIterator
+
+import httpx
+
+from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage
+from .sse import SSEClient, load_json, stream_error
+
+# Compatible servers use their own words for the two ordinary endings.
+_FINISH = {
+    "stop": "stop",
+    "eos": "stop",
+    "eos_token": "stop",
+    "end_turn": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "model_length": "length",  # Mistral: the context window filled up
+}
+
+_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret")
+
+
+class OpenAIBackend:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        provider: str = "openai",
+        max_tokens_field: str = "max_completion_tokens",
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if max_tokens_field not in ("max_completion_tokens", "max_tokens"):
+            raise ValueError(f"max_tokens_field: {max_tokens_field!r}")
+        self.base_url = base_url.rstrip("/")
+        self.provider = provider
+        self.max_tokens_field = max_tokens_field
+        self._headers = {"accept": "text/event-stream", **(headers or {})}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
+        # Extra headers may carry credentials too (Azure's api-key, gateway tokens).
+        secrets = [api_key] + [
+            v for k, v in (headers or {}).items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS)
+        ]
+        self._http = SSEClient(self.base_url, secrets, transport=transport)
+
+    def request_body(self, call: Call) -> dict[str, Any]:
+        messages = [{"role": "system", "content": call.system}] if call.system else []
+        messages += [{"role": m["role"], "content": m["content"]} for m in call.messages]
+        body: dict[str, Any] = {"model": call.model, "messages": messages, "stream": True}
+        # Mistral rejects stream_options with a 422 (and sends usage anyway) and calls seed
+        # random_seed.
+        mistral = self.provider == "mistral"
+        if not mistral:
+            body["stream_options"] = {"include_usage": True}
+        if call.max_output_tokens is not None:
+            body[self.max_tokens_field] = call.max_output_tokens
+        if call.temperature is not None:
+            body["temperature"] = call.temperature
+        if call.seed is not None:
+            body["random_seed" if mistral else "seed"] = call.seed
+        if isinstance(call.think, str):  # "low" | "medium" | "high" on reasoning models
+            body["reasoning_effort"] = call.think
+        # Extra fields for one server, named like the OpenAI SDK's extra_body.
+        body.update(call.backend_options.get("extra_body") or {})
+        return body
+
+    async def stream(self, call: Call) -> AsyncIterator[Event]:
+        usage: dict[str, Any] | None = None
+        finish: str | None = None
+        done = False
+        events = self._http.events(
+            call, f"{self.base_url}/chat/completions", self.request_body(call), self._headers
+        )
+        async with aclosing(events):
+            async for event, data in events:
+                if data.strip() == "[DONE]":
+                    done = True
+                    break
+                chunk = load_json(data, self._http.secrets)
+                # {"error": {...}} (OpenAI), {"object": "error", ...} (vLLM), `error:` (llama.cpp)
+                if chunk.get("error") or chunk.get("object") == "error" or event == "error":
+                    raise stream_error(chunk, self._http.secrets)
+                if chunk.get("usage"):  # vLLM may repeat it per chunk: the last one wins
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    if choice.get("index", 0) != 0:
+                        continue
+                    delta = choice.get("delta") or {}
+                    # DeepSeek: reasoning_content; Ollama /v1, vLLM, OpenRouter: reasoning.
+                    for key in ("reasoning_content", "reasoning"):
+                        if isinstance(delta.get(key), str) and delta[key]:
+                            yield ThinkingDelta(delta[key])
+                    if isinstance(delta.get("content"), str) and delta["content"]:
+                        yield TextDelta(delta["content"])
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+        if not done:
+            raise BackendError(
+                "stream ended before data: [DONE] (connection dropped?)", kind="stream", retryable=True
+            )
+        if finish == "content_filter":
+            raise BackendError("response stopped by the provider's content filter", kind="blocked")
+        yield Done(usage=_usage(usage), finish_reason=_FINISH.get(finish, finish) if finish else None)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _usage(u: dict[str, Any] | None) -> Usage:
+    """Usage in our terms; None fields when the server sent none (the caller estimates)."""
+    if not u:
+        return Usage()
+    prompt = u.get("prompt_tokens")
+    completion = u.get("completion_tokens")
+    cached = (u.get("prompt_tokens_details") or {}).get("cached_tokens") or u.get(
+        "prompt_cache_hit_tokens"  # DeepSeek
+    ) or 0
+    reasoning = (u.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    output = completion
+    # xAI counts reasoning outside completion_tokens (total = prompt + completion + reasoning);
+    # OpenAI and DeepSeek count it inside. The total tells which.
+    total = u.get("total_tokens")
+    if reasoning and None not in (prompt, completion, total) and total == prompt + completion + reasoning:
+        output = completion + reasoning
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=output,
+        cache_read_tokens=cached,
+        reasoning_tokens=reasoning,
+    )

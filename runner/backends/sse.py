@@ -1,0 +1,301 @@
+"""Server-sent events over httpx, and the HTTP plumbing the hosted backends share.
+
+`parse_sse` turns lines into `(event, data)` pairs. `SSEClient` owns one keep-alive
+`httpx.AsyncClient` per backend, POSTs a request and turns every failure (transport error,
+non-2xx status) into a `BackendError` whose message has the API key redacted.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from typing import Any, AsyncIterable, AsyncIterator, Iterable
+
+import httpx
+
+from .base import BackendError, Call, Timeouts, error_from_status, parse_retry_after
+from .redact import redact
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+async def sse_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[str]:
+    """Split a UTF-8 byte stream into lines at CRLF, CR or LF only.
+
+    Not `Response.aiter_lines()`: that also splits at U+2028, U+2029 and U+0085, which JSON
+    allows unescaped inside strings, so model text containing them would corrupt a `data:` line.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    async for chunk in chunks:
+        pending += decoder.decode(chunk)
+        # A trailing CR may be the first half of a CRLF split across chunks: hold it back.
+        hold_cr = pending.endswith("\r")
+        if hold_cr:
+            pending = pending[:-1]
+        *lines, pending = _NEWLINE.split(pending)
+        for line in lines:
+            yield line
+        if hold_cr:
+            pending += "\r"
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending[:-1] if pending.endswith("\r") else pending
+
+
+async def parse_sse(lines: AsyncIterable[str]) -> AsyncIterator[tuple[str, str]]:
+    """Yield `(event, data)` per dispatched event; `event` is "message" when the server gave none.
+
+    Follows the WHATWG event-stream rules: `data:` lines join with "\\n", `:` starts a comment,
+    a blank line dispatches, an event with no data is dropped. Unlike the spec, a final event
+    with no trailing blank line is still dispatched (some servers end the body right after it),
+    and an `error:` line (llama.cpp) is yielded at once as `("error", value)`.
+    """
+    event = ""
+    data: list[str] = []
+    first = True
+    async for line in lines:
+        line = line.rstrip("\r\n")
+        if first:
+            line, first = line.removeprefix("\ufeff"), False
+        if not line:
+            if data:
+                yield event or "message", "\n".join(data)
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+        elif name == "error":
+            # Not SSE: llama.cpp's server reports a mid-stream failure as an `error: {...}` line.
+            yield "error", value
+        # id: and retry: are irrelevant for a single POST that we never resume.
+    if data:
+        yield event or "message", "\n".join(data)
+
+
+async def aiter_sse(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """The `(event, data)` pairs of a streaming httpx response."""
+    async for item in parse_sse(sse_lines(response.aiter_bytes())):
+        yield item
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+_CONTEXT_RE = re.compile(
+    r"context[ _](length|window|size)|maximum context|prompt is too long|too many (input )?tokens"
+    r"|input token count.*exceed",
+    re.IGNORECASE,
+)
+
+# Provider error types and codes (OpenAI `type`/`code`, Anthropic `error.type`, Google `status`).
+_ERROR_TYPES: dict[str, tuple[str, bool]] = {
+    "overloaded_error": ("overloaded", True),
+    "unavailable": ("overloaded", True),
+    "rate_limit_error": ("rate_limit", True),
+    "rate_limit_exceeded": ("rate_limit", True),
+    "resource_exhausted": ("rate_limit", True),
+    "api_error": ("server", True),
+    "server_error": ("server", True),
+    "internal": ("server", True),
+    "internal_error": ("server", True),
+    "deadline_exceeded": ("timeout", True),
+    "timeout_error": ("timeout", True),
+    "authentication_error": ("auth", False),
+    "permission_error": ("auth", False),
+    "unauthenticated": ("auth", False),
+    "permission_denied": ("auth", False),
+    "invalid_api_key": ("auth", False),
+    "not_found_error": ("not_found", False),
+    "not_found": ("not_found", False),
+    "model_not_found": ("not_found", False),
+    "request_too_large": ("context", False),
+    "context_length_exceeded": ("context", False),
+    "exceed_context_size_error": ("context", False),  # llama.cpp
+    "invalid_request_error": ("bad_request", False),
+    "invalid_argument": ("bad_request", False),
+}
+
+
+def error_detail(body: Any) -> tuple[str, str | None, Any]:
+    """`(message, type, code)` from a provider's error body (parsed JSON, or raw bytes/text).
+
+    Handles `{"error": {...}}` (OpenAI, Anthropic, Google), `{"error": "..."}`, a bare
+    `{"message", "type", "code"}` object (vLLM, llama.cpp, Mistral) and Google's list wrapper.
+    """
+    if isinstance(body, (bytes, str)):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return " ".join(text.split())[:500], None, None
+    if isinstance(body, list) and body:
+        body = body[0]
+    if not isinstance(body, dict):
+        return str(body)[:500], None, None
+    err = body.get("error", body)
+    if isinstance(err, str):
+        return err, None, None
+    if not isinstance(err, dict):
+        return json.dumps(body)[:500], None, None
+    message = err.get("message") or err.get("detail") or ""
+    if not isinstance(message, str):  # Mistral nests pydantic validation details here
+        message = json.dumps(message)
+    etype = err.get("type") or err.get("status")
+    return message[:2000], str(etype) if etype else None, err.get("code")
+
+
+def _is_context(etype: str | None, code: Any, message: str) -> bool:
+    # The router reacts to "context" (try a bigger window), so find overflows hidden behind 400.
+    names = {str(etype).lower(), str(code).lower()}
+    return bool(names & {"context_length_exceeded", "exceed_context_size_error"}) or bool(
+        _CONTEXT_RE.search(message)
+    )
+
+
+def load_json(data: str, secrets: Iterable[str | None] = ()) -> dict[str, Any]:
+    """One event's JSON object; anything else means the stream is garbled."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise BackendError(
+            redact(f"malformed stream event: {data[:200]!r}", secrets), kind="stream", retryable=True
+        )
+    return obj
+
+
+def stream_error(body: Any, secrets: Iterable[str | None]) -> BackendError:
+    """An error event that arrived after HTTP 200; retryable when it looks transient."""
+    message, etype, code = error_detail(body)
+    message = redact(message, secrets)
+    if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
+        mapped = error_from_status(int(code), "")  # Google, vLLM, llama.cpp: an HTTP-like status
+        kind, retryable = mapped.kind, mapped.retryable
+    else:
+        kind, retryable = _ERROR_TYPES.get(str(code).lower()) or _ERROR_TYPES.get(
+            str(etype).lower(), ("", False)
+        )
+    if not kind:
+        text = f"{etype} {message}".lower()
+        if "overload" in text:
+            kind, retryable = "overloaded", True
+        elif "rate limit" in text or "rate_limit" in text or "too many requests" in text:
+            kind, retryable = "rate_limit", True
+        elif any(w in text for w in ("server", "internal", "unavailable", "timeout", "timed out")):
+            kind, retryable = "server", True
+        else:
+            kind, retryable = "stream", False
+    if kind in ("bad_request", "stream") and _is_context(etype, code, message):
+        kind, retryable = "context", False
+    label = f"{etype}: " if etype else ""
+    return BackendError(f"error mid-stream: {label}{message}", kind=kind, retryable=retryable)
+
+
+def status_error(resp: httpx.Response, secrets: Iterable[str | None]) -> BackendError:
+    """The BackendError for a non-2xx response whose body has been read."""
+    message, etype, code = error_detail(resp.content)
+    message = redact(message, secrets)
+    err = error_from_status(resp.status_code, message, parse_retry_after(resp.headers))
+    if err.kind == "bad_request" and _is_context(etype, code, message):
+        err.kind = "context"
+    return err
+
+
+# --- the client -------------------------------------------------------------------------------
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def http_timeout(t: Timeouts) -> httpx.Timeout:
+    # `read` bounds every gap between bytes, so the first token is the longest wait we allow;
+    # the total is the executor's job.
+    return httpx.Timeout(connect=t.connect, read=t.first_token, write=30.0, pool=30.0)
+
+
+class SSEClient:
+    """One lazily created, reused `httpx.AsyncClient`, and SSE POSTs with uniform error mapping."""
+
+    def __init__(
+        self,
+        base_url: str,
+        secrets: Iterable[str | None],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.secrets = [s for s in secrets if s]
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=self._transport, timeout=http_timeout(Timeouts())
+            )
+        return self._client
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    async def events(
+        self,
+        call: Call,
+        url: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+    ) -> AsyncIterator[tuple[str, str]]:
+        """POST `body` as JSON to `url` and yield its SSE `(event, data)` pairs."""
+        where = self._redact(self.base_url)
+        try:
+            async with self._get_client().stream(
+                "POST", url, json=body, headers=headers, timeout=http_timeout(call.timeouts)
+            ) as resp:
+                if not resp.is_success:
+                    await resp.aread()
+                    raise status_error(resp, self.secrets)
+                async for item in aiter_sse(resp):
+                    yield item
+        except (httpx.ConnectError, httpx.ProxyError) as exc:
+            raise BackendError(
+                self._redact(f"cannot connect to {where}: {_describe(exc)}"), kind="connect", retryable=True
+            ) from exc
+        except httpx.ConnectTimeout as exc:
+            raise BackendError(
+                f"timed out connecting to {where} after {call.timeouts.connect:g}s",
+                kind="timeout",
+                retryable=True,
+            ) from exc
+        except httpx.ReadTimeout as exc:
+            raise BackendError(
+                f"no data from {where} for {call.timeouts.first_token:g}s", kind="timeout", retryable=True
+            ) from exc
+        except httpx.TimeoutException as exc:  # pool or write
+            raise BackendError(
+                f"timed out talking to {where} ({type(exc).__name__})", kind="timeout", retryable=True
+            ) from exc
+        except (httpx.RemoteProtocolError, httpx.NetworkError) as exc:  # read/write/close errors
+            raise BackendError(
+                self._redact(f"connection to {where} broke: {_describe(exc)}"), kind="stream", retryable=True
+            ) from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            message = self._redact(f"bad base URL {where}: {_describe(exc)}")
+            raise BackendError(message, kind="bad_request") from exc
+        except httpx.HTTPError as exc:  # anything else httpx raises (e.g. a body that fails to decode)
+            message = self._redact(f"request to {where} failed: {_describe(exc)}")
+            raise BackendError(message, kind="stream") from exc
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -1,0 +1,128 @@
+"""`runner ask`: one prompt, routed by task, streamed, timed, priced and logged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import typer
+
+from .common import read_stdin, run
+
+
+def register(app: typer.Typer) -> None:
+    app.command(help="Ask one prompt; it is routed by task profile, streamed, timed, priced and logged.")(ask)
+
+
+def ask(
+    prompt: Optional[str] = typer.Argument(None, help="The prompt. Piped standard input is read too: as the prompt, or as a document when a prompt is given."),
+    files: List[str] = typer.Option([], "-f", "--file", help="A document to include (text, Markdown, HTML, PDF, or a directory). Repeatable."),
+    task: Optional[str] = typer.Option(None, "-t", "--task", help="Task profile to route by (see `runner profiles`); default: general."),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help="Use this provider/model and skip routing."),
+    system: Optional[str] = typer.Option(None, "-s", "--system", help="System prompt (replaces the profile's)."),
+    local_only: bool = typer.Option(False, "--local-only", help="Never send this prompt off the machine."),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Skip models whose estimated cost exceeds this many USD."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Cap the answer at this many tokens."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature."),
+    think: Optional[bool] = typer.Option(None, "--think/--no-think", help="Ask reasoning models to think (or not)."),
+    explain: bool = typer.Option(False, "--explain", help="Show the routing decision and send nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (for scripts) instead of streaming."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Print the answer once it is complete."),
+) -> None:
+    args = AskArgs(prompt=prompt, files=files, task=task, model=model, system=system, local_only=local_only,
+                   max_cost=max_cost, max_tokens=max_tokens, temperature=temperature, think=think,
+                   explain=explain, as_json=as_json, no_stream=no_stream, stdin=read_stdin())
+    code = run(ask_command(args))
+    if code:
+        raise typer.Exit(code)
+
+
+@dataclass
+class AskArgs:
+    prompt: str | None
+    files: list[str]
+    task: str | None
+    model: str | None
+    system: str | None
+    local_only: bool
+    max_cost: float | None
+    max_tokens: int | None
+    temperature: float | None
+    think: bool | None
+    explain: bool
+    as_json: bool
+    no_stream: bool
+    stdin: str = ""
+
+
+async def ask_command(args: AskArgs) -> int:
+    from ..config import load_config
+    from ..documents import Document, read_documents
+    from ..errors import UserError
+    from ..render import StreamPrinter, err, explain, explain_json, footer, out, print_json
+    from ..session import Request, Session, ensure_prompt, result_json
+
+    config = load_config()
+    if args.max_tokens is not None and args.max_tokens <= 0:
+        raise UserError("--max-tokens must be a positive number")
+    documents = read_documents(args.files)
+    prompt = args.prompt or ""
+    if args.stdin.strip():
+        if prompt:
+            documents.append(Document("stdin", args.stdin))
+        else:
+            prompt = args.stdin
+    if not prompt.strip() and documents:
+        prompt = "Summarise these documents."
+    ensure_prompt(prompt)
+    request = Request(
+        prompt=prompt.strip(),
+        task=args.task or config.settings.default_task,
+        documents=documents,
+        system=args.system,
+        model=args.model,
+        local_only=args.local_only,
+        max_cost_usd=args.max_cost,
+        options={"max_output_tokens": args.max_tokens, "temperature": args.temperature, "think": args.think},
+    )
+    session = Session(config)
+    try:
+        prepared = await session.prepare(request)
+        if args.explain:
+            if args.as_json:
+                print_json(explain_json(prepared.plan))
+            else:
+                explain(prepared.plan)
+            return 0
+        streaming = not args.as_json and not args.no_stream
+        printer = StreamPrinter()
+        result, run_id = await session.answer(
+            prepared,
+            on_event=printer.on_event if streaming else None,
+            on_attempt=printer.on_attempt if not args.as_json else None,
+        )
+    finally:
+        await session.aclose()
+
+    data = result_json(prepared.profile.name, result, run_id)
+    if args.as_json:
+        print_json(data)
+        return 0 if result.ok else 1
+    printer.end_line()
+    ans = result.answer
+    if ans is None:
+        err.print(f"[red]error:[/] {_esc(result.error or 'failed')}")
+        return 1
+    if not streaming:
+        if ans.thinking:
+            err.print(f"[dim italic]{_esc(ans.thinking)}[/]")
+        out.print(ans.text, markup=False)
+    local = config.providers[ans.model.partition("/")[0]].local
+    err.print(f"[dim]── {_esc(footer(ans, data['cost_usd'], local))}[/]")
+    return 0
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

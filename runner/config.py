@@ -1,0 +1,348 @@
+"""Load the model catalog, task profiles and user settings from YAML.
+
+Shipped files live in the top-level `profiles/` folder (`catalog.yaml` plus one file per task).
+A user's `$RUNNER_HOME/config.yaml` adds endpoints, models, price overrides and settings, and
+`$RUNNER_HOME/profiles/*.yaml` add to or replace shipped profiles by name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .yamlfile import YamlDoc, load_yaml
+
+PROTOCOLS = ("ollama", "openai", "anthropic", "gemini")
+OPTION_KEYS = {"temperature": (int, float), "max_output_tokens": int, "seed": int, "think": (bool, str)}
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    protocol: str
+    base_url: str
+    key_env: str | None = None
+    local: bool = False
+    prices_id: str | None = None  # genai-prices provider id
+    max_tokens_field: str = "max_tokens"
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.key_env) or None if self.key_env else None
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_mtok: float
+    output_per_mtok: float
+    cache_read_per_mtok: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    ref: str
+    context: int | None = None
+    price: Price | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    candidates: tuple[Candidate, ...]
+    privacy: str = "any"  # "any" | "local-only"
+    max_cost_usd: float | None = None
+    options: dict = field(default_factory=dict)
+    system: str | None = None
+    too_long: str = "fail"  # "split" | "fail"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    default_task: str = "general"
+    ollama_max_num_ctx: int | None = None  # the user's memory ceiling for num_ctx
+    ollama_num_parallel: int = 1  # match the server's OLLAMA_NUM_PARALLEL
+    ollama_keep_alive: str | None = None
+    local_cost_per_hour_usd: float = 0.0  # electricity etc.; 0 means local calls are free
+    retries: int = 2
+    connect_timeout_s: float = 10.0
+    first_token_timeout_s: float = 120.0
+    total_timeout_s: float = 900.0
+    hosted_concurrency: int = 8
+
+
+@dataclass
+class Config:
+    home: Path
+    providers: dict[str, Provider]
+    models: dict[str, ModelInfo]
+    profiles: dict[str, Profile]
+    settings: Settings
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            near = difflib.get_close_matches(name, self.profiles, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            known = ", ".join(sorted(self.profiles))
+            raise UserError(f"unknown task '{name}'{hint}; known tasks: {known}") from None
+
+    def split_ref(self, ref: str) -> tuple[Provider, str]:
+        """'provider/model' → (Provider, model). The model part may itself contain '/'."""
+        provider_name, sep, model = ref.partition("/")
+        if not sep or not model:
+            raise UserError(f"model '{ref}' must be written provider/model, e.g. ollama/qwen2.5:7b")
+        provider = self.providers.get(provider_name)
+        if provider is None:
+            known = ", ".join(sorted(self.providers))
+            raise UserError(f"unknown provider '{provider_name}' in '{ref}'; known providers: {known}")
+        return provider, model
+
+    def model_info(self, ref: str) -> ModelInfo:
+        return self.models.get(ref) or ModelInfo(ref)
+
+
+def runner_home() -> Path:
+    env = os.environ.get("RUNNER_HOME")
+    if env:
+        return Path(env).expanduser()
+    import click  # already loaded by typer; gives the platform's config dir
+
+    return Path(click.get_app_dir("runner"))
+
+
+def shipped_profiles_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    installed = here / "_profiles"  # where the wheel puts the top-level profiles/ folder
+    return installed if installed.is_dir() else here.parent / "profiles"
+
+
+def normalise_ollama_host(value: str) -> str:
+    """OLLAMA_HOST may be 'host', 'host:port', '0.0.0.0' or a full URL."""
+    value = value.strip().rstrip("/")
+    if "://" not in value:
+        value = "http://" + value
+    scheme, _, rest = value.partition("://")
+    host = rest.split("/", 1)[0]
+    if host.startswith("0.0.0.0"):
+        rest = rest.replace("0.0.0.0", "127.0.0.1", 1)
+    if ":" not in host.rsplit("]", 1)[-1]:
+        hostpart, slash, path = rest.partition("/")
+        rest = f"{hostpart}:11434{slash}{path}"
+    return f"{scheme}://{rest}".rstrip("/")
+
+
+# --- validation helpers -------------------------------------------------------------------
+
+
+def _check_keys(doc: YamlDoc, path: tuple, data: dict, allowed: set[str]) -> None:
+    for key in data:
+        if key not in allowed:
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise doc.error(path + (key,), f"unknown key{hint}")
+
+
+def _want(doc: YamlDoc, path: tuple, value: Any, kind: Any, what: str) -> Any:
+    if kind in (int, (int, float)) and isinstance(value, bool):
+        raise doc.error(path, f"must be {what}, not {value!r}")
+    if not isinstance(value, kind):
+        raise doc.error(path, f"must be {what}, not {value!r}")
+    return value
+
+
+def _options(doc: YamlDoc, path: tuple, data: Any) -> dict:
+    data = _want(doc, path, data or {}, dict, "a mapping")
+    _check_keys(doc, path, data, set(OPTION_KEYS))
+    for key, kind in OPTION_KEYS.items():
+        if key in data and data[key] is not None:
+            _want(doc, path + (key,), data[key], kind, "a number" if kind != bool else "true/false")
+    return dict(data)
+
+
+def _price(doc: YamlDoc, path: tuple, data: Any) -> Price:
+    data = _want(doc, path, data, dict, "a mapping")
+    _check_keys(doc, path, data, {"input_per_mtok", "output_per_mtok", "cache_read_per_mtok"})
+    for key in ("input_per_mtok", "output_per_mtok"):
+        if key not in data:
+            raise doc.error(path, f"needs {key} (USD per million tokens)")
+        _want(doc, path + (key,), data[key], (int, float), "a number")
+    cache = data.get("cache_read_per_mtok")
+    if cache is not None:
+        _want(doc, path + ("cache_read_per_mtok",), cache, (int, float), "a number")
+    return Price(float(data["input_per_mtok"]), float(data["output_per_mtok"]), None if cache is None else float(cache))
+
+
+def _models(doc: YamlDoc, data: Any, into: dict[str, ModelInfo]) -> None:
+    data = _want(doc, ("models",), data or {}, dict, "a mapping of provider/model to settings")
+    for ref, spec in data.items():
+        path = ("models", ref)
+        if "/" not in str(ref):
+            raise doc.error(path, "a model must be written provider/model")
+        spec = _want(doc, path, spec or {}, dict, "a mapping")
+        _check_keys(doc, path, spec, {"context", "price"})
+        old = into.get(ref, ModelInfo(ref))
+        context = spec.get("context", old.context)
+        if context is not None:
+            _want(doc, path + ("context",), context, int, "a whole number of tokens")
+        price = _price(doc, path + ("price",), spec["price"]) if spec.get("price") is not None else old.price
+        into[ref] = ModelInfo(ref, context, price)
+
+
+def _providers(doc: YamlDoc, section: str, data: Any, into: dict[str, Provider], default_protocol: str | None) -> None:
+    data = _want(doc, (section,), data or {}, dict, "a mapping of names to settings")
+    allowed = {"protocol", "base_url", "key_env", "local", "prices_id", "max_tokens_field", "base_url_env"}
+    for name, spec in data.items():
+        path = (section, name)
+        if "/" in str(name):
+            raise doc.error(path, "a provider name cannot contain '/'")
+        spec = _want(doc, path, spec or {}, dict, "a mapping")
+        _check_keys(doc, path, spec, allowed)
+        old = into.get(name)
+        protocol = spec.get("protocol", old.protocol if old else default_protocol)
+        if protocol not in PROTOCOLS:
+            raise doc.error(path + ("protocol",), f"must be one of {', '.join(PROTOCOLS)}")
+        base_url = spec.get("base_url", old.base_url if old else None)
+        if not base_url:
+            raise doc.error(path, "needs base_url")
+        env_name = spec.get("base_url_env")
+        if env_name and os.environ.get(env_name):
+            base_url = os.environ[env_name]
+        if protocol == "ollama":
+            base_url = normalise_ollama_host(base_url)
+        into[name] = Provider(
+            name=name,
+            protocol=protocol,
+            base_url=str(base_url).rstrip("/"),
+            key_env=spec.get("key_env", old.key_env if old else None),
+            local=bool(spec.get("local", old.local if old else protocol == "ollama")),
+            prices_id=spec.get("prices_id", old.prices_id if old else None),
+            max_tokens_field=spec.get("max_tokens_field", old.max_tokens_field if old else "max_tokens"),
+        )
+
+
+def _settings(doc: YamlDoc, data: Any) -> Settings:
+    data = _want(doc, (), data or {}, dict, "a mapping")
+    s = Settings()
+    values: dict[str, Any] = {}
+    top = {"default_task": str, "retries": int, "hosted_concurrency": int, "local_cost_per_hour_usd": (int, float)}
+    for key, kind in top.items():
+        if key in data:
+            values[key] = _want(doc, (key,), data[key], kind, "a number" if kind is not str else "text")
+    timeouts = data.get("timeouts") or {}
+    _want(doc, ("timeouts",), timeouts, dict, "a mapping")
+    _check_keys(doc, ("timeouts",), timeouts, {"connect_s", "first_token_s", "total_s"})
+    for key in ("connect_s", "first_token_s", "total_s"):
+        if key in timeouts:
+            values[key.replace("_s", "_timeout_s")] = float(_want(doc, ("timeouts", key), timeouts[key], (int, float), "seconds"))
+    ollama = data.get("ollama") or {}
+    _want(doc, ("ollama",), ollama, dict, "a mapping")
+    _check_keys(doc, ("ollama",), ollama, {"max_num_ctx", "num_parallel", "keep_alive"})
+    if "max_num_ctx" in ollama:
+        values["ollama_max_num_ctx"] = _want(doc, ("ollama", "max_num_ctx"), ollama["max_num_ctx"], int, "a whole number of tokens")
+    if "num_parallel" in ollama:
+        values["ollama_num_parallel"] = _want(doc, ("ollama", "num_parallel"), ollama["num_parallel"], int, "a whole number")
+    if "keep_alive" in ollama:
+        values["ollama_keep_alive"] = str(ollama["keep_alive"])
+    return Settings(**{**s.__dict__, **values})
+
+
+def _profile(doc: YamlDoc) -> Profile:
+    data = doc.data
+    if not isinstance(data, dict):
+        raise doc.error((), "a profile must be a mapping with name, description and candidates")
+    allowed = {"name", "description", "privacy", "max_cost_usd", "candidates", "options", "system", "too_long"}
+    _check_keys(doc, (), data, allowed)
+    for key in ("name", "candidates"):
+        if key not in data:
+            raise doc.error((), f"missing required key '{key}'")
+    name = _want(doc, ("name",), data["name"], str, "text")
+    privacy = data.get("privacy", "any")
+    if privacy not in ("any", "local-only"):
+        raise doc.error(("privacy",), "must be 'any' or 'local-only'")
+    max_cost = data.get("max_cost_usd")
+    if max_cost is not None:
+        _want(doc, ("max_cost_usd",), max_cost, (int, float), "a number of US dollars")
+    too_long = data.get("too_long", "fail")
+    if too_long not in ("split", "fail"):
+        raise doc.error(("too_long",), "must be 'split' or 'fail'")
+    cands = _want(doc, ("candidates",), data["candidates"], list, "a list of {model: provider/model}")
+    if not cands:
+        raise doc.error(("candidates",), "needs at least one candidate")
+    candidates = []
+    for i, cand in enumerate(cands):
+        path = ("candidates", i)
+        if isinstance(cand, str):
+            cand = {"model": cand}
+        cand = _want(doc, path, cand, dict, "a mapping with 'model'")
+        _check_keys(doc, path, cand, {"model", "options"})
+        model = cand.get("model")
+        if not isinstance(model, str) or "/" not in model:
+            raise doc.error(path + ("model",), "must be provider/model, e.g. ollama/qwen2.5:7b")
+        candidates.append(Candidate(model, _options(doc, path + ("options",), cand.get("options"))))
+    system = data.get("system")
+    if system is not None:
+        _want(doc, ("system",), system, str, "text")
+    return Profile(
+        name=name,
+        description=str(data.get("description", "")),
+        candidates=tuple(candidates),
+        privacy=privacy,
+        max_cost_usd=None if max_cost is None else float(max_cost),
+        options=_options(doc, ("options",), data.get("options")),
+        system=system,
+        too_long=too_long,
+        source=str(doc.path),
+    )
+
+
+def _load_profiles(folder: Path, into: dict[str, Profile], skip: set[str]) -> None:
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+        if path.name in skip:
+            continue
+        profile = _profile(load_yaml(path))
+        into[profile.name] = profile
+
+
+def load_config(home: Path | None = None) -> Config:
+    home = home or runner_home()
+    shipped = shipped_profiles_dir()
+    providers: dict[str, Provider] = {}
+    models: dict[str, ModelInfo] = {}
+
+    catalog = load_yaml(shipped / "catalog.yaml")
+    if not isinstance(catalog.data, dict):
+        raise catalog.error((), "the catalog must be a mapping")
+    _providers(catalog, "providers", catalog.data.get("providers"), providers, None)
+    _models(catalog, catalog.data.get("models"), models)
+
+    settings = Settings()
+    user_file = home / "config.yaml"
+    if user_file.is_file():
+        user = load_yaml(user_file)
+        data = user.data or {}
+        if not isinstance(data, dict):
+            raise user.error((), "must be a mapping")
+        _check_keys(user, (), data, {"endpoints", "providers", "models", "ollama", "timeouts", "default_task", "retries", "hosted_concurrency", "local_cost_per_hour_usd"})
+        _providers(user, "providers", data.get("providers"), providers, None)
+        _providers(user, "endpoints", data.get("endpoints"), providers, "openai")
+        _models(user, data.get("models"), models)
+        settings = _settings(user, {k: v for k, v in data.items() if k not in ("endpoints", "providers", "models")})
+
+    profiles: dict[str, Profile] = {}
+    _load_profiles(shipped, profiles, skip={"catalog.yaml"})
+    _load_profiles(home / "profiles", profiles, skip=set())
+    return Config(home=home, providers=providers, models=models, profiles=profiles, settings=settings)

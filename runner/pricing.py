@@ -1,0 +1,80 @@
+"""What a call costs, in US dollars.
+
+Catalog price overrides win over genai-prices (whose bundled data lags retirements and price
+changes). Local calls cost 0 unless the user sets `local_cost_per_hour_usd`. An unknown price
+is None — shown as "price unknown" — never 0.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import lru_cache
+
+from .config import Config
+
+
+class Pricing:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def cost(
+        self,
+        ref: str,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        *,
+        cache_read_tokens: int = 0,
+        seconds: float | None = None,
+        when: datetime | None = None,
+    ) -> float | None:
+        provider, model = self._split(ref)
+        if provider is None:
+            return None
+        if input_tokens is None or output_tokens is None:
+            return None
+        override = self.config.model_info(ref).price
+        if override is not None:
+            cache_rate = override.cache_read_per_mtok if override.cache_read_per_mtok is not None else override.input_per_mtok
+            uncached = max(0, input_tokens - cache_read_tokens)
+            return (uncached * override.input_per_mtok + cache_read_tokens * cache_rate + output_tokens * override.output_per_mtok) / 1e6
+        if provider.local:
+            rate = self.config.settings.local_cost_per_hour_usd
+            return rate * (seconds or 0.0) / 3600.0 if rate else 0.0
+        if not provider.prices_id:
+            return None
+        return _genai_price(provider.prices_id, model, input_tokens, output_tokens, cache_read_tokens, when)
+
+    def estimate(self, ref: str, input_tokens: int, output_tokens: int) -> float | None:
+        """Upper-bound estimate before a call (the router's max_cost check)."""
+        provider, _ = self._split(ref)
+        if provider is not None and provider.local and self.config.model_info(ref).price is None:
+            return 0.0  # time-based local cost is unknown before the call, and small
+        return self.cost(ref, input_tokens, output_tokens)
+
+    def _split(self, ref: str):
+        name, _, model = ref.partition("/")
+        return self.config.providers.get(name), model
+
+
+@lru_cache(maxsize=4096)
+def _genai_price_cached(provider_id: str, model: str, inp: int, out: int, cache: int, hour: str) -> float | None:
+    from genai_prices import Usage, calc_price  # heavy: load only when a price is needed
+
+    when = datetime.fromisoformat(hour)
+    try:
+        result = calc_price(
+            Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cache or None),
+            model,
+            provider_id=provider_id,
+            genai_request_timestamp=when,
+        )
+    except LookupError:  # unknown model or provider: the price is unknown, not zero
+        return None
+    return float(result.total_price)
+
+
+def _genai_price(provider_id: str, model: str, inp: int, out: int, cache: int, when: datetime | None) -> float | None:
+    when = when or datetime.now(timezone.utc)
+    # Prices can depend on time of day (DeepSeek); a minute's resolution keeps the cache useful.
+    hour = when.replace(second=0, microsecond=0).isoformat()
+    return _genai_price_cached(provider_id, model, inp, out, cache, hour)

@@ -1,0 +1,203 @@
+"""Routing: a pure function from (need, profile, catalog, availability) to a RoutePlan.
+
+No I/O here. Everything the router needs to know about the world (is Ollama up, which models
+are pulled, their context lengths, which keys are set, what a model costs) is passed in, so a
+plan is deterministic and every skipped candidate carries the reason a user can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .config import Candidate, Config, Profile
+from .tokens import ESTIMATE_MARGIN
+
+# Ollama reloads a model whenever num_ctx changes, so windows come in a few fixed sizes.
+NUM_CTX_STEPS = (4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576)
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    context_length: int | None
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OllamaStatus:
+    host: str
+    reachable: bool
+    error: str | None = None
+    version: str | None = None
+    models: dict[str, LocalModel] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Availability:
+    ollama: dict[str, OllamaStatus] = field(default_factory=dict)  # provider name → status
+    keys: frozenset[str] = frozenset()  # providers whose API key is set
+    cooling: dict[str, str] = field(default_factory=dict)  # provider → why it is cooling down
+
+
+@dataclass(frozen=True)
+class Need:
+    input_tokens: int  # estimate of the whole request
+    output_tokens: int  # planned output (max_output_tokens)
+    margin: float = ESTIMATE_MARGIN
+
+    @property
+    def input_high(self) -> int:
+        return int(self.input_tokens * (1 + self.margin))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    ref: str
+    provider: str
+    model: str
+    protocol: str
+    context: int | None
+    options: dict  # generation options merged profile → candidate → command line
+    backend_options: dict  # e.g. {"num_ctx": 65536, "truncate": False} for Ollama
+    est_cost_usd: float | None
+    local: bool
+
+
+@dataclass(frozen=True)
+class Skip:
+    ref: str
+    reason: str
+    too_small: bool = False  # skipped only because the prompt does not fit
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    task: str
+    need: Need
+    attempts: tuple[Attempt, ...]
+    skipped: tuple[Skip, ...]
+
+    @property
+    def too_long(self) -> bool:
+        """Nothing can take the prompt, and at least one candidate failed only on size."""
+        return not self.attempts and any(s.too_small for s in self.skipped)
+
+
+Pricer = Callable[[str, int, int], "float | None"]
+
+
+def fmt_tokens(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.3g}M"
+    if n >= 10_000:
+        return f"{round(n / 1000):,}K"
+    if n >= 1000:
+        return f"{n / 1000:.1f}K"
+    return str(n)
+
+
+def pick_num_ctx(need_tokens: int, window: int) -> int:
+    for step in NUM_CTX_STEPS:
+        if step >= need_tokens:
+            return min(step, window)
+    return window
+
+
+def version_at_least(version: str | None, wanted: tuple[int, ...]) -> bool:
+    if not version:
+        return False
+    parts = []
+    for piece in version.split("-")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts) >= wanted
+
+
+def plan(
+    need: Need,
+    profile: Profile,
+    config: Config,
+    availability: Availability,
+    pricer: Pricer,
+    *,
+    local_only: bool = False,
+    max_cost_usd: float | None = None,
+    options: dict | None = None,
+) -> RoutePlan:
+    local_only = local_only or profile.privacy == "local-only"
+    max_cost = max_cost_usd if max_cost_usd is not None else profile.max_cost_usd
+    attempts: list[Attempt] = []
+    skipped: list[Skip] = []
+    seen: set[str] = set()
+    for cand in profile.candidates:
+        if cand.model in seen:
+            continue
+        seen.add(cand.model)
+        result = _consider(cand, need, profile, config, availability, pricer, local_only, max_cost, options or {})
+        (attempts if isinstance(result, Attempt) else skipped).append(result)
+    return RoutePlan(profile.name, need, tuple(attempts), tuple(skipped))
+
+
+def _consider(
+    cand: Candidate,
+    need: Need,
+    profile: Profile,
+    config: Config,
+    availability: Availability,
+    pricer: Pricer,
+    local_only: bool,
+    max_cost: float | None,
+    cli_options: dict,
+) -> Attempt | Skip:
+    ref = cand.model
+    provider_name, _, model = ref.partition("/")
+    provider = config.providers.get(provider_name)
+    if provider is None or not model:
+        return Skip(ref, f"unknown provider '{provider_name}'")
+    if local_only and not provider.local:
+        return Skip(ref, "task is local-only")
+    if provider_name in availability.cooling:
+        return Skip(ref, availability.cooling[provider_name])
+
+    opts = {**profile.options, **cand.options, **{k: v for k, v in cli_options.items() if v is not None}}
+    out_tokens = int(opts.get("max_output_tokens") or need.output_tokens)
+    want = need.input_high + out_tokens
+    backend_options: dict = {}
+
+    if provider.protocol == "ollama":
+        status = availability.ollama.get(provider_name)
+        if status is None or not status.reachable:
+            why = f" ({status.error})" if status and status.error else ""
+            return Skip(ref, f"Ollama not reachable at {provider.base_url}{why}")
+        local = status.models.get(model) or status.models.get(_with_latest(model))
+        if local is None:
+            return Skip(ref, f"not pulled (ollama pull {model})")
+        if opts.get("think") and local.capabilities and "thinking" not in local.capabilities:
+            opts = {**opts, "think": None}  # asking would be a 400; the model simply answers
+        window = local.context_length or 4096
+        ceiling = config.settings.ollama_max_num_ctx
+        limit = min(window, ceiling) if ceiling else window
+        if want > limit:
+            what = f"{fmt_tokens(limit)} context" + (f" (max_num_ctx {fmt_tokens(ceiling)})" if ceiling and ceiling < window else "")
+            return Skip(ref, f"prompt ~{fmt_tokens(need.input_tokens)} tokens + {fmt_tokens(out_tokens)} output exceeds {what}", too_small=True)
+        backend_options["num_ctx"] = pick_num_ctx(want, limit)
+        if version_at_least(status.version, (0, 12, 4)):
+            # Refuse to cut an over-long prompt instead of truncating it silently.
+            backend_options["truncate"] = False
+            backend_options["shift"] = False
+        context = limit
+    else:
+        if provider.key_env and provider_name not in availability.keys:
+            return Skip(ref, f"no {provider.key_env}")
+        context = config.model_info(ref).context
+        if context is not None and want > context:
+            return Skip(ref, f"prompt ~{fmt_tokens(need.input_tokens)} tokens + {fmt_tokens(out_tokens)} output exceeds {fmt_tokens(context)} context", too_small=True)
+
+    est = pricer(ref, need.input_tokens, out_tokens)
+    if max_cost is not None and est is not None and est > max_cost:
+        return Skip(ref, f"estimated ${est:.2f} over max_cost_usd {max_cost:.2f}")
+    return Attempt(ref, provider_name, model, provider.protocol, context, opts, backend_options, est, provider.local)
+
+
+def _with_latest(model: str) -> str:
+    return model if ":" in model else model + ":latest"

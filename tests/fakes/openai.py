@@ -1,0 +1,349 @@
+"""FakeOpenAI: the Chat Completions API as OpenAI, DeepSeek, xAI, Mistral and Ollama's /v1 speak it.
+
+Serves ``POST /chat/completions`` and ``POST /v1/chat/completions`` (DeepSeek's base URL has no
+/v1), plus ``GET /models`` and ``GET /v1/models``.
+
+Flavors:
+- ``"openai"``: reasoning (``reasoning[model]``) is never streamed, only counted in
+  ``completion_tokens_details.reasoning_tokens``; prompt-cache hits in 128-token steps from 1024.
+- ``"deepseek"``: reasoning streams in ``delta.reasoning_content`` (with ``"content": null``);
+  usage adds ``prompt_cache_hit_tokens``/``prompt_cache_miss_tokens`` (64-token steps).
+- ``"ollama"``: reasoning streams in ``delta.reasoning``; an over-long prompt is cut from the front
+  SILENTLY to the model's window (Ollama's /v1 ignores num_ctx), no cache reporting.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from dataclasses import replace
+from typing import Any
+
+from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, dumps, json_reply
+from .tokens import (
+    MESSAGE_OVERHEAD,
+    PrefixCache,
+    chunk_words,
+    content_text,
+    count_tokens,
+    cut_output,
+    message_tokens,
+    truncate_messages,
+)
+
+_O_SERIES = re.compile(r"^o\d")
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_DEFAULT_TYPE = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", None),
+    404: ("invalid_request_error", None),
+    408: ("timeout", None),
+    409: ("conflict", None),
+    422: ("invalid_request_error", None),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def mask_key(key: str) -> str:
+    """How OpenAI echoes a rejected key: never the whole key."""
+    if len(key) <= 6:
+        return "*" * len(key)
+    return f"{key[:2]}***{key[-2:]}"
+
+
+def error_body(message: str, type_: str | None, code: str | None = None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _err(
+    status: int,
+    message: str,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    return json_reply(status, error_body(message, type_, code, param), headers)
+
+
+class FakeOpenAI(FakeServer):
+    def __init__(
+        self,
+        models: dict[str, int] | None = None,
+        api_key: str | None = "test-key",
+        flavor: str = "openai",
+        reasoning: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if flavor not in ("openai", "deepseek", "ollama"):
+            raise ValueError(f"unknown flavor {flavor!r}")
+        super().__init__(**kwargs)
+        self.models: dict[str, int] = dict(models if models is not None else {"gpt-4.1": 1_047_576})
+        self.api_key = api_key
+        self.flavor = flavor
+        self.reasoning: dict[str, str] = dict(reasoning or {})
+        self.cache = PrefixCache()
+        self._ids = itertools.count(1)
+
+    # ---------------------------------------------------------------- routing
+
+    async def handle(self, req: Recorded) -> Any:
+        path = req.path.rstrip("/")
+        if path in ("/chat/completions", "/v1/chat/completions"):
+            if req.method != "POST":
+                return _err(405, f"Invalid method for URL ({req.method} {req.path})")
+            return await self._chat(req)
+        if path in ("/models", "/v1/models") and req.method == "GET":
+            denied = self._auth(req)
+            if denied is not None:
+                return denied
+            data = [
+                {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "fake"}
+                for m in self.models
+            ]
+            return json_reply(200, {"object": "list", "data": data})
+        return _err(404, f"Invalid URL ({req.method} {req.path})", code=None)
+
+    def _auth(self, req: Recorded) -> Reply | None:
+        if self.api_key is None:
+            return None
+        auth = req.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token == self.api_key:
+            return None
+        if not token or scheme.lower() != "bearer":
+            return _err(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code="invalid_api_key",
+            )
+        return _err(
+            401,
+            f"Incorrect API key provided: {mask_key(token)}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            code="invalid_api_key",
+        )
+
+    def _fault_reply(self, fault: Any) -> Reply:
+        type_, code = _DEFAULT_TYPE.get(fault.status, ("server_error", None))
+        if fault.error_type:
+            type_ = code = fault.error_type
+        return _err(fault.status, fault.message, type_, code, None, fault.headers())
+
+    # ---------------------------------------------------------------- chat
+
+    async def _chat(self, req: Recorded) -> Any:
+        denied = self._auth(req)
+        if denied is not None:
+            return denied
+        body = req.json
+        if not isinstance(body, dict):
+            return _err(
+                400,
+                "We could not parse the JSON body of your request. (HINT: This likely means you "
+                "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+                "but what was sent was not valid JSON.",
+            )
+        name = body.get("model")
+        if not isinstance(name, str) or not name:
+            return _err(400, "you must provide a model parameter", param="model")
+        fault = await self.begin(name)
+        if fault is not None and fault.status:
+            return self._fault_reply(fault)
+        if name not in self.models:
+            return _err(
+                404,
+                f"The model `{name}` does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        window = self.models[name]
+        raw = body.get("messages")
+        if not isinstance(raw, list):
+            return _err(400, "Missing required parameter: 'messages'.", code="missing_required_parameter", param="messages")
+        if not raw:
+            return _err(
+                400,
+                "Invalid 'messages': empty array. Expected an array with minimum length 1, but got "
+                "an empty array instead.",
+                code="empty_array",
+                param="messages",
+            )
+        messages = []
+        for i, m in enumerate(raw):
+            role = m.get("role") if isinstance(m, dict) else None
+            if role not in _ROLES:
+                return _err(
+                    400,
+                    f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', "
+                    "'function', 'tool', and 'developer'.",
+                    code="invalid_value",
+                    param=f"messages[{i}].role",
+                )
+            messages.append(
+                {"role": "system" if role == "developer" else role, "content": content_text(m.get("content"))}
+            )
+        if _O_SERIES.match(name):
+            if body.get("max_tokens") is not None:
+                return _err(
+                    400,
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                    "'max_completion_tokens' instead.",
+                    code="unsupported_parameter",
+                    param="max_tokens",
+                )
+            temp = body.get("temperature")
+            if temp is not None and temp != 1:
+                return _err(
+                    400,
+                    f"Unsupported value: 'temperature' does not support {temp} with this model. "
+                    "Only the default (1) value is supported.",
+                    code="unsupported_value",
+                    param="temperature",
+                )
+        limit = body.get("max_completion_tokens")
+        limit_name = "max_completion_tokens"
+        if limit is None:
+            limit, limit_name = body.get("max_tokens"), "max_tokens"
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            return _err(
+                400,
+                f"Invalid '{limit_name}': integer below minimum value. Expected a value >= 1, but "
+                f"got {limit} instead.",
+                code="integer_below_min_value",
+                param=limit_name,
+            )
+
+        prompt = message_tokens(messages)
+        if self.flavor == "ollama":
+            if prompt > window:
+                messages = truncate_messages(messages, window)
+                prompt = message_tokens(messages)
+        elif prompt > window or (limit is not None and prompt + limit > window):
+            if limit is not None and prompt <= window:
+                detail = (
+                    f"However, you requested {prompt + limit} tokens ({prompt} in the messages, "
+                    f"{limit} in the completion)."
+                )
+            else:
+                detail = f"However, your messages resulted in {prompt} tokens."
+            return _err(
+                400,
+                f"This model's maximum context length is {window} tokens. {detail} Please reduce "
+                "the length of the messages or completion.",
+                code="context_length_exceeded",
+                param="messages",
+            )
+
+        # prompt cache
+        raw_hit = 0
+        if self.flavor != "ollama":
+            raw_hit = self.cache.hit(
+                name,
+                (((m["role"], m["content"]), count_tokens(m["content"]) + MESSAGE_OVERHEAD) for m in messages),
+            )
+        if self.flavor == "deepseek":
+            cached = raw_hit // 64 * 64
+        elif self.flavor == "openai" and raw_hit >= 1024:
+            cached = 1024 + (raw_hit - 1024) // 128 * 128
+        else:
+            cached = 0
+
+        reasoning = self.reasoning.get(name, "")
+        reply = self.reply_text(name, messages)
+        room = max(0, window - prompt)
+        cap = room if limit is None else min(limit, room)
+        reasoning, content, cut = cut_output(reasoning, reply, cap)
+        reasoning_tokens = count_tokens(reasoning)
+        completion = reasoning_tokens + count_tokens(content)
+        finish = "length" if cut else "stop"
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning_tokens,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+        if self.flavor == "deepseek":
+            usage["prompt_cache_hit_tokens"] = cached
+            usage["prompt_cache_miss_tokens"] = prompt - cached
+
+        cid = f"chatcmpl-fake{next(self._ids):06d}"
+        created = int(time.time())
+        reasoning_field = {"deepseek": "reasoning_content", "ollama": "reasoning"}.get(self.flavor)
+        has_reasoning = name in self.reasoning
+        shown_reasoning = reasoning if reasoning_field else ""
+        pieces = [("r", p) for p in chunk_words(shown_reasoning)] + [("c", p) for p in chunk_words(content)]
+
+        if not body.get("stream"):
+            if fault is not None and fault.mid_stream:
+                return self._fault_reply(_with_status(fault, 500))
+            if fault is not None and fault.drop:
+                return DROP
+            await self.generating(len(pieces) + 1)
+            message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+            if reasoning_field and has_reasoning:
+                message[reasoning_field] = reasoning
+            out = {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": name,
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "usage": usage,
+                "system_fingerprint": "fp_fake",
+            }
+            return json_reply(200, out)
+
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        head = f'data: {{"id":"{cid}","object":"chat.completion.chunk","created":{created},"model":{dumps(name)},"system_fingerprint":"fp_fake","choices":['
+        tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
+        flavor = self.flavor
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            return (head + dumps(choice) + "]" + tail).encode()
+
+        def events():
+            yield chunk({"role": "assistant", "content": ""})
+            last_content = max((i for i, (k, _) in enumerate(pieces) if k == "c"), default=None)
+            for i, (kind, text) in enumerate(pieces):
+                if fault is not None and (fault.mid_stream or fault.drop) and i >= 2:
+                    break
+                if kind == "r":
+                    delta: dict[str, Any] = {"content": None if flavor == "deepseek" else "", reasoning_field: text}
+                else:
+                    delta = {"content": text}
+                    if flavor == "deepseek" and has_reasoning:
+                        delta["reasoning_content"] = None
+                yield chunk(delta, finish if i == last_content else None)
+            if fault is not None and fault.mid_stream:
+                type_ = fault.error_type or "server_error"
+                yield b"data: " + dumps(error_body(fault.message, type_, fault.error_type)).encode() + b"\n\n"
+                return
+            if fault is not None and fault.drop:
+                yield ABORT
+                return
+            end = b""
+            if last_content is None:
+                end += chunk({}, finish)
+            if include_usage:
+                u = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
+                     "system_fingerprint": "fp_fake", "choices": [], "usage": usage}
+                end += b"data: " + dumps(u).encode() + b"\n\n"
+            yield end + b"data: [DONE]\n\n"
+
+        return StreamReply(events(), 200, "text/event-stream; charset=utf-8")
+
+
+def _with_status(fault: Any, status: int) -> Any:
+    return replace(fault, status=status)
+
