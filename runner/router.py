@@ -87,6 +87,11 @@ Pricer = Callable[[str, int, int], "float | None"]
 
 
 def fmt_tokens(n: int) -> str:
+    """32768 → '32K' (windows are powers of two), 60000 → '60K', 1000000 → '1M'."""
+    if n % (1 << 20) == 0:
+        return f"{n >> 20}M"
+    if n % 1024 == 0 and n >= 1024:
+        return f"{n >> 10}K"
     if n >= 1_000_000:
         return f"{n / 1_000_000:.3g}M"
     if n >= 10_000:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 
-pytest_plugins = ["tests.fakes.fixtures"]
+import importlib.util
+pytest_plugins = ["tests.fakes.fixtures"] if importlib.util.find_spec("tests.fakes.fixtures") else []
 
 KEY_VARS = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "XAI_API_KEY", "MISTRAL_API_KEY"]
 URL_VARS = ["OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GEMINI_BASE_URL", "DEEPSEEK_BASE_URL", "XAI_BASE_URL", "MISTRAL_BASE_URL"]

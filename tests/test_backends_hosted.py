@@ -348,6 +348,20 @@ def test_malformed_chunk_is_a_stream_error():
     assert err.kind == "stream" and "***" in err.message
 
 
+def test_server_that_keeps_the_body_open_after_done(monkeypatch):
+    import runner.backends.sse as sse_module
+
+    monkeypatch.setattr(sse_module, "DRAIN_TIMEOUT", 0.2)
+
+    async def stall() -> AsyncIterator[bytes]:
+        yield sse(openai_chunk("ok", finish="stop"), openai_usage(3, 1), "[DONE]")
+        await asyncio.sleep(30)
+        yield b""
+
+    events = collect(OpenAIBackend("https://api.example/v1", SECRET, transport=Mock(stall).transport))
+    assert text_of(events) == "ok" and done_of(events).usage.output_tokens == 1
+
+
 def test_openai_content_filter_is_blocked():
     mock = Mock(sse(openai_chunk("some", finish="content_filter"), openai_usage(1, 1), "[DONE]"))
     err = failure(OpenAIBackend("https://api.example/v1", SECRET, transport=mock.transport))
@@ -617,3 +631,241 @@ def test_gemini_status_errors():
     body = json.dumps({"error": {"code": 404, "message": "models/nope is not found", "status": "NOT_FOUND"}})
     err = failure(GeminiBackend("https://g.example", SECRET, transport=Mock(body.encode(), status=404).transport))
     assert err.kind == "not_found" and not err.retryable
+
+
+def test_gemini_retry_delay_without_header():
+    body = json.dumps({"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED",
+                                 "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                                              "retryDelay": "37s"}]}})
+    err = failure(GeminiBackend("https://g.example", SECRET, transport=Mock(body.encode(), status=429).transport))
+    assert (err.kind, err.retry_after) == ("rate_limit", 37.0)
+
+
+# --- end to end through the loopback fakes (tests/fakes) --------------------------------------
+
+from tests.fakes import Fault  # noqa: E402
+from tests.fakes.fixtures import DEEPSEEK_REASONING, GEMINI_THINKING  # noqa: E402
+from tests.fakes.tokens import message_tokens  # noqa: E402
+
+KEY = "test-key"  # what the fixtures' fakes expect
+HI = [{"role": "user", "content": "Say hello."}]
+
+
+def openai_for(fake: Any, provider: str = "openai", key: str = KEY, **kw: Any) -> OpenAIBackend:
+    base = fake.url if provider == "deepseek" else fake.url + "/v1"  # DeepSeek's base has no /v1
+    return OpenAIBackend(base, key, provider=provider, **kw)
+
+
+def both_fail(make: Callable[[], Any], call: Call) -> BackendError:
+    return failure(make(), call)
+
+
+def test_fake_openai_text_usage(fake_openai):
+    fake_openai.replies["gpt-4.1"] = "Hello from the fake."
+    call = Call("gpt-4.1", HI, system="Be brief.", max_output_tokens=100, temperature=0.0, seed=1)
+    events = collect(openai_for(fake_openai), call)
+    assert text_of(events) == "Hello from the fake."
+    done = done_of(events)
+    assert done.finish_reason == "stop"
+    prompt = message_tokens([{"role": "system", "content": "Be brief."}, *HI])
+    assert done.usage.input_tokens == prompt
+    assert done.usage.output_tokens and done.usage.output_tokens > 0
+    req = fake_openai.requests[-1]
+    assert req.path == "/v1/chat/completions" and req.headers["authorization"] == f"Bearer {KEY}"
+    assert req.json["stream_options"] == {"include_usage": True}
+    assert req.json["max_completion_tokens"] == 100
+
+
+def test_fake_openai_o_series_needs_max_completion_tokens(fake_openai):
+    call = Call("o3", HI, max_output_tokens=500)
+    done = done_of(collect(openai_for(fake_openai), call))
+    assert done.usage.reasoning_tokens and done.usage.reasoning_tokens > 0
+    assert done.usage.output_tokens >= done.usage.reasoning_tokens
+    # The wrong field is a 400 from an o-series model, named in the message.
+    err = failure(openai_for(fake_openai, max_tokens_field="max_tokens"), call)
+    assert err.kind == "bad_request" and err.status == 400 and "max_completion_tokens" in err.message
+
+
+def test_fake_openai_length_finish(fake_openai):
+    fake_openai.replies["gpt-4.1"] = "one two three four five six seven eight nine ten eleven twelve"
+    done = done_of(collect(openai_for(fake_openai), Call("gpt-4.1", HI, max_output_tokens=3)))
+    assert done.finish_reason == "length" and done.usage.output_tokens == 3
+
+
+def test_fake_deepseek_reasoning_and_cache(fake_deepseek):
+    call = Call("deepseek-v4-pro", HI)
+    events = collect(openai_for(fake_deepseek, "deepseek"), call)
+    assert thinking_of(events) == DEEPSEEK_REASONING["deepseek-v4-pro"]
+    assert text_of(events)
+    first_text = next(i for i, e in enumerate(events) if isinstance(e, TextDelta))
+    assert all(isinstance(e, ThinkingDelta) for e in events[:first_text])
+    done = done_of(events)
+    assert done.usage.reasoning_tokens and done.usage.output_tokens > done.usage.reasoning_tokens
+    assert fake_deepseek.requests[-1].path == "/chat/completions"
+
+
+def test_fake_xai_and_mistral(fake_xai, fake_mistral):
+    events = collect(openai_for(fake_xai, "xai"), Call("grok-4.3", HI))
+    assert text_of(events) and done_of(events).usage.input_tokens == message_tokens(HI)
+    backend = openai_for(fake_mistral, "mistral", max_tokens_field="max_tokens")
+    events = collect(backend, Call("mistral-small-latest", HI, max_output_tokens=50, seed=2))
+    assert text_of(events) and done_of(events).finish_reason == "stop"
+    sent = fake_mistral.requests[-1].json
+    assert sent["max_tokens"] == 50 and "stream_options" not in sent and sent["random_seed"] == 2
+
+
+def test_fake_anthropic_text_usage(fake_anthropic):
+    fake_anthropic.replies["claude-sonnet-4-5"] = "Hello from Claude."
+    call = Call("claude-sonnet-4-5", HI, system="Be brief.", temperature=0.2)
+    events = collect(AnthropicBackend(fake_anthropic.url, KEY), call)
+    assert text_of(events) == "Hello from Claude."
+    done = done_of(events)
+    assert done.finish_reason == "stop"
+    assert done.usage.input_tokens and done.usage.input_tokens > 0
+    assert done.usage.output_tokens and done.usage.output_tokens > 0
+    req = fake_anthropic.requests[-1]
+    assert req.path == "/v1/messages" and req.headers["anthropic-version"] == "2023-06-01"
+    assert req.json["max_tokens"] == 4096 and req.json["system"] == "Be brief."
+
+
+def test_fake_anthropic_thinking(fake_anthropic):
+    for think, max_out in ((True, None), ("high", 2000), (True, 500)):
+        call = Call("claude-sonnet-4-5", HI, think=think, max_output_tokens=max_out, temperature=0.7)
+        events = collect(AnthropicBackend(fake_anthropic.url, KEY), call)
+        assert thinking_of(events) and text_of(events), (think, max_out)
+        assert isinstance(events[0], ThinkingDelta)
+        assert done_of(events).finish_reason == "stop"
+
+
+def test_fake_gemini_text_thinking_usage(fake_gemini):
+    fake_gemini.replies["gemini-2.5-flash"] = "Hello from Gemini."
+    call = Call("gemini-2.5-flash", HI, system="Be brief.", think=True)
+    events = collect(GeminiBackend(fake_gemini.url, KEY), call)
+    assert text_of(events) == "Hello from Gemini."
+    assert thinking_of(events).strip() == GEMINI_THINKING["gemini-2.5-flash"]
+    done = done_of(events)
+    assert done.finish_reason == "stop"
+    assert done.usage.reasoning_tokens and done.usage.output_tokens > done.usage.reasoning_tokens
+    req = fake_gemini.requests[-1]
+    assert req.path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    assert req.query == {"alt": "sse"} and req.headers["x-goog-api-key"] == KEY
+    # Thoughts are billed even when not shown.
+    done = done_of(collect(GeminiBackend(fake_gemini.url, KEY), Call("gemini-2.5-flash", HI)))
+    assert done.usage.reasoning_tokens and done.usage.output_tokens > done.usage.reasoning_tokens
+
+
+def test_fake_gemini_max_tokens(fake_gemini):
+    done = done_of(collect(GeminiBackend(fake_gemini.url, KEY), Call("gemini-2.5-flash", HI, max_output_tokens=5)))
+    assert done.finish_reason == "length"
+
+
+def test_fake_gemini_blocked_prompt(fake_gemini):
+    fake_gemini.push_fault(Fault(error_type="blocked"))
+    err = failure(GeminiBackend(fake_gemini.url, KEY), Call("gemini-2.5-pro", HI))
+    assert (err.kind, err.retryable) == ("blocked", False) and "SAFETY" in err.message
+
+
+def _hosted(fake_openai, fake_anthropic, fake_gemini, key: str = KEY) -> list[tuple[Any, Callable[[], Any], str]]:
+    return [
+        (fake_openai, lambda: openai_for(fake_openai, key=key), "gpt-4.1"),
+        (fake_anthropic, lambda: AnthropicBackend(fake_anthropic.url, key), "claude-sonnet-4-5"),
+        (fake_gemini, lambda: GeminiBackend(fake_gemini.url, key), "gemini-2.5-pro"),
+    ]
+
+
+def test_fake_wrong_key_is_auth_and_never_echoed(fake_openai, fake_anthropic, fake_gemini):
+    for _fake, make, model in _hosted(fake_openai, fake_anthropic, fake_gemini, key=SECRET):
+        err = failure(make(), Call(model, HI))  # failure() asserts SECRET is absent
+        assert err.kind in ("auth", "bad_request") and not err.retryable, (model, err.kind)
+        assert err.status in (400, 401, 403)
+
+
+def test_fake_unknown_model_is_not_found(fake_openai, fake_anthropic, fake_gemini):
+    for _fake, make, model in _hosted(fake_openai, fake_anthropic, fake_gemini):
+        err = failure(make(), Call(model + "-nope", HI))
+        assert (err.kind, err.status, err.retryable) == ("not_found", 404, False), model
+
+
+def test_fake_rate_limit_with_retry_after(fake_openai, fake_anthropic, fake_gemini):
+    for fake, make, model in _hosted(fake_openai, fake_anthropic, fake_gemini):
+        fake.push_fault(Fault(status=429, retry_after="7"))
+        err = failure(make(), Call(model, HI))
+        assert (err.kind, err.retryable, err.retry_after) == ("rate_limit", True, 7.0), model
+    fake_openai.push_fault(Fault(status=429, retry_after="7", retry_after_ms="250"))
+    assert failure(openai_for(fake_openai), Call("gpt-4.1", HI)).retry_after == 0.25
+
+
+def test_fake_overloaded_529(fake_anthropic):
+    fake_anthropic.push_fault(Fault(status=529))
+    err = failure(AnthropicBackend(fake_anthropic.url, KEY), Call("claude-sonnet-4-5", HI))
+    assert (err.kind, err.retryable, err.status) == ("overloaded", True, 529)
+
+
+def test_fake_server_error_500_is_retryable(fake_openai, fake_anthropic, fake_gemini):
+    for fake, make, model in _hosted(fake_openai, fake_anthropic, fake_gemini):
+        fake.push_fault(Fault(status=500, message="boom"))
+        err = failure(make(), Call(model, HI))
+        assert (err.kind, err.retryable) == ("server", True) and "boom" in err.message, model
+
+
+async def _partial_then_error(backend: Any, call: Call) -> tuple[list[Any], BackendError | None]:
+    seen: list[Any] = []
+    try:
+        async for event in backend.stream(call):
+            seen.append(event)
+    except BackendError as exc:
+        return seen, exc
+    finally:
+        await backend.aclose()
+    return seen, None
+
+
+def test_fake_mid_stream_error_is_an_error_not_a_short_answer(fake_openai, fake_anthropic, fake_gemini):
+    for fake, make, model in _hosted(fake_openai, fake_anthropic, fake_gemini):
+        fake.replies[model] = "one two three four five six seven eight nine ten eleven twelve thirteen"
+        fake.push_fault(Fault(mid_stream=True, message="upstream overloaded, try again"))
+        seen, err = run(_partial_then_error(make(), Call(model, HI)))
+        assert err is not None, model
+        assert not any(isinstance(e, Done) for e in seen), model
+        assert err.retryable and SECRET not in err.message, (model, err.kind)
+        assert ("overloaded" in err.message.lower()) or ("Overloaded" in err.message), model
+
+
+def test_fake_dropped_stream_is_an_error(fake_openai, fake_anthropic, fake_gemini):
+    for fake, make, model in _hosted(fake_openai, fake_anthropic, fake_gemini):
+        fake.replies[model] = "one two three four five six seven eight nine ten eleven twelve thirteen"
+        fake.push_fault(Fault(drop=True))
+        seen, err = run(_partial_then_error(make(), Call(model, HI)))
+        assert err is not None and (err.kind, err.retryable) == ("stream", True), model
+        assert seen and not any(isinstance(e, Done) for e in seen), model
+
+
+def test_fake_first_token_timeout(fake_openai):
+    fake_openai.push_fault(Fault(hang_s=1.5))
+    call = Call("gpt-4.1", HI, timeouts=Timeouts(connect=2, first_token=0.3))
+    err = failure(openai_for(fake_openai), call)
+    assert (err.kind, err.retryable) == ("timeout", True)
+
+
+def test_fake_keep_alive_reuses_the_connection(fake_openai, fake_anthropic, fake_gemini):
+    async def twice(make: Callable[[], Any], model: str) -> None:
+        backend = make()
+        try:
+            for _ in range(2):
+                [e async for e in backend.stream(Call(model, HI))]
+        finally:
+            await backend.aclose()
+
+    for fake, make, model in _hosted(fake_openai, fake_anthropic, fake_gemini):
+        run(twice(make, model))
+        conns = {r.conn for r in fake.requests}
+        assert len(fake.requests) == 2 and len(conns) == 1, model
+
+
+def test_fake_context_overflow_is_context(fake_anthropic, fake_openai):
+    long = [{"role": "user", "content": "word " * 10}]
+    err = failure(AnthropicBackend(fake_anthropic.url, KEY),
+                  Call("claude-sonnet-4-5", long, max_output_tokens=199_990))
+    assert err.kind == "context" and err.status == 400
+    err = failure(openai_for(fake_openai), Call("o3", long, max_output_tokens=199_995))
+    assert err.kind == "context" and err.status == 400

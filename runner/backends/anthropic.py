@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage
-from .sse import SSEClient, load_json, stream_error
+from .sse import SSEClient, drain, load_json, stream_error
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -108,6 +108,8 @@ class AnthropicBackend:
                 elif kind == "message_stop":
                     stopped = True
                     break
+            if stopped:
+                await drain(events)
         if not stopped:
             raise BackendError(
                 "stream ended before message_stop (connection dropped?)", kind="stream", retryable=True

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage
-from .sse import SSEClient, load_json, stream_error
+from .sse import SSEClient, drain, load_json, stream_error
 
 # Compatible servers use their own words for the two ordinary endings.
 _FINISH = {
@@ -105,6 +105,8 @@ class OpenAIBackend:
                         yield TextDelta(delta["content"])
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
+            if done:
+                await drain(events)
         if not done:
             raise BackendError(
                 "stream ended before data: [DONE] (connection dropped?)", kind="stream", retryable=True

@@ -7,6 +7,7 @@ non-2xx status) into a `BackendError` whose message has the API key redacted.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import json
 import re
@@ -87,10 +88,27 @@ async def aiter_sse(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
         yield item
 
 
+DRAIN_TIMEOUT = 2.0
+
+
+async def drain(events: AsyncIterator[Any]) -> None:
+    """Read the rest of a finished stream so its connection can return to the pool.
+
+    Servers end the body right after the end marker; one that does not costs DRAIN_TIMEOUT.
+    Whatever arrives after the end marker, an error included, no longer matters.
+    """
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT):
+            async for _ in events:
+                pass
+    except (BackendError, TimeoutError):
+        pass
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 _CONTEXT_RE = re.compile(
-    r"context[ _](length|window|size)|maximum context|prompt is too long|too many (input )?tokens"
+    r"context[ _](length|window|size|limit)|maximum context|prompt is too long|too many (input )?tokens"
     r"|input token count.*exceed",
     re.IGNORECASE,
 )
@@ -200,11 +218,28 @@ def stream_error(body: Any, secrets: Iterable[str | None]) -> BackendError:
     return BackendError(f"error mid-stream: {label}{message}", kind=kind, retryable=retryable)
 
 
+def _retry_delay(content: bytes) -> float | None:
+    """Google's wait hint: `error.details[].retryDelay` ("20s"), often sent without Retry-After."""
+    try:
+        body = json.loads(content)
+        if isinstance(body, list):
+            body = body[0]
+        for detail in body["error"].get("details") or []:
+            if isinstance(detail, dict) and str(detail.get("retryDelay", "")).endswith("s"):
+                return max(0.0, float(detail["retryDelay"][:-1]))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        pass
+    return None
+
+
 def status_error(resp: httpx.Response, secrets: Iterable[str | None]) -> BackendError:
     """The BackendError for a non-2xx response whose body has been read."""
     message, etype, code = error_detail(resp.content)
     message = redact(message, secrets)
-    err = error_from_status(resp.status_code, message, parse_retry_after(resp.headers))
+    retry_after = parse_retry_after(resp.headers)
+    if retry_after is None:
+        retry_after = _retry_delay(resp.content)
+    err = error_from_status(resp.status_code, message, retry_after)
     if err.kind == "bad_request" and _is_context(etype, code, message):
         err.kind = "context"
     return err

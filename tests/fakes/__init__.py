@@ -1,0 +1,27 @@
+"""Loopback fake servers speaking the backends' real wire protocols (see tests/fakes/fixtures.py)."""
+
+from .anthropic import FakeAnthropic
+from .gemini import FakeGemini
+from .ollama import FakeModel, FakeOllama
+from .openai import FakeOpenAI
+from .server import ABORT, DROP, Fault, FakeServer, Recorded, Reply, StreamReply
+from .tokens import MESSAGE_OVERHEAD, count_tokens, default_reply, message_tokens
+
+__all__ = [
+    "ABORT",
+    "DROP",
+    "MESSAGE_OVERHEAD",
+    "FakeAnthropic",
+    "FakeGemini",
+    "FakeModel",
+    "FakeOllama",
+    "FakeOpenAI",
+    "FakeServer",
+    "Fault",
+    "Recorded",
+    "Reply",
+    "StreamReply",
+    "count_tokens",
+    "default_reply",
+    "message_tokens",
+]
