@@ -11,7 +11,7 @@ import sys
 import typer
 
 from . import __version__
-from .commands import ask, info, log
+from .commands import ask, batch, compare, info, log
 from .errors import UserError
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Local and hosted models, routed by task, timed and priced."""
 
 
-for module in (ask, info, log):
+for module in (ask, batch, compare, info, log):
     module.register(app)
 
 

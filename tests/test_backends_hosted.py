@@ -19,6 +19,9 @@ from runner.backends.gemini import GeminiBackend
 from runner.backends.openai import OpenAIBackend
 from runner.backends.redact import redact
 from runner.backends.sse import parse_sse, sse_lines
+from tests.fakes import Fault
+from tests.fakes.fixtures import DEEPSEEK_REASONING, GEMINI_THINKING
+from tests.fakes.tokens import message_tokens
 
 SECRET = "test-key-SECRET123"
 
@@ -643,10 +646,6 @@ def test_gemini_retry_delay_without_header():
 
 # --- end to end through the loopback fakes (tests/fakes) --------------------------------------
 
-from tests.fakes import Fault  # noqa: E402
-from tests.fakes.fixtures import DEEPSEEK_REASONING, GEMINI_THINKING  # noqa: E402
-from tests.fakes.tokens import message_tokens  # noqa: E402
-
 KEY = "test-key"  # what the fixtures' fakes expect
 HI = [{"role": "user", "content": "Say hello."}]
 
@@ -654,10 +653,6 @@ HI = [{"role": "user", "content": "Say hello."}]
 def openai_for(fake: Any, provider: str = "openai", key: str = KEY, **kw: Any) -> OpenAIBackend:
     base = fake.url if provider == "deepseek" else fake.url + "/v1"  # DeepSeek's base has no /v1
     return OpenAIBackend(base, key, provider=provider, **kw)
-
-
-def both_fail(make: Callable[[], Any], call: Call) -> BackendError:
-    return failure(make(), call)
 
 
 def test_fake_openai_text_usage(fake_openai):

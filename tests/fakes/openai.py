@@ -254,8 +254,10 @@ class FakeOpenAI(FakeServer):
 
         reasoning = self.reasoning.get(name, "")
         reply = self.reply_text(name, messages)
-        room = max(0, window - prompt)
-        cap = room if limit is None else min(limit, room)
+        cap = limit
+        if self.flavor != "ollama":  # Ollama shifts its context window instead of stopping
+            room = max(0, window - prompt)
+            cap = room if limit is None else min(limit, room)
         reasoning, content, cut = cut_output(reasoning, reply, cap)
         reasoning_tokens = count_tokens(reasoning)
         completion = reasoning_tokens + count_tokens(content)

@@ -1,0 +1,7 @@
+"""`runner batch` (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None

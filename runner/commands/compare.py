@@ -1,0 +1,7 @@
+"""`runner compare` (being written)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None
