@@ -8,6 +8,7 @@ Storage and rendering stay outside: callers pass `on_event` (each streamed event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -165,8 +166,9 @@ class Executor:
         first = None
         try:
             backend = self.pool.get(attempt.provider)
-            async with asyncio.timeout(call.timeouts.total):
-                async for event in backend.stream(call):
+            # aclosing: a timeout or cancel mid-stream releases the connection at once.
+            async with asyncio.timeout(call.timeouts.total), contextlib.aclosing(backend.stream(call)) as events:
+                async for event in events:
                     if isinstance(event, (TextDelta, ThinkingDelta)):
                         if first is None:
                             first = time.perf_counter()

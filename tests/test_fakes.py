@@ -128,14 +128,14 @@ def test_ollama_official_client_parses_stream(fake_ollama):
     import ollama
 
     async def main():
-        client = ollama.AsyncClient(host=fake_ollama.url, timeout=5)
-        parts = []
-        async for part in await client.chat(
-            model="deepseek-r1:8b", messages=[{"role": "user", "content": "why is the sky blue"}], stream=True,
-            think=True, options={"num_ctx": 8192},
-        ):
-            parts.append(part)
-        return parts
+        async with ollama.AsyncClient(host=fake_ollama.url, timeout=5) as client:
+            parts = []
+            async for part in await client.chat(
+                model="deepseek-r1:8b", messages=[{"role": "user", "content": "why is the sky blue"}], stream=True,
+                think=True, options={"num_ctx": 8192},
+            ):
+                parts.append(part)
+            return parts
 
     parts = asyncio.run(main())
     assert parts[-1].done and parts[-1].done_reason == "stop"
@@ -154,14 +154,14 @@ def test_ollama_mid_stream_error_raises_response_error(fake_ollama):
     fake_ollama.push_fault(Fault(mid_stream=True, message="llama runner process has terminated"))
 
     async def main():
-        client = ollama.AsyncClient(host=fake_ollama.url, timeout=5)
-        got = []
-        with pytest.raises(ollama.ResponseError) as exc:
-            async for part in await client.chat(
-                model="qwen2.5:7b", messages=[{"role": "user", "content": "a b c d e f g h i j k"}], stream=True
-            ):
-                got.append(part)
-        return got, exc.value
+        async with ollama.AsyncClient(host=fake_ollama.url, timeout=5) as client:
+            got = []
+            with pytest.raises(ollama.ResponseError) as exc:
+                async for part in await client.chat(
+                    model="qwen2.5:7b", messages=[{"role": "user", "content": "a b c d e f g h i j k"}], stream=True
+                ):
+                    got.append(part)
+            return got, exc.value
 
     got, err = asyncio.run(main())
     assert len(got) == 2
