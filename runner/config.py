@@ -129,18 +129,17 @@ def shipped_profiles_dir() -> Path:
 
 
 def normalise_ollama_host(value: str) -> str:
-    """OLLAMA_HOST may be 'host', 'host:port', '0.0.0.0' or a full URL."""
+    """OLLAMA_HOST may be 'host', 'host:port', '0.0.0.0' or a full URL (as the ollama CLI takes it)."""
     value = value.strip().rstrip("/")
     if "://" not in value:
         value = "http://" + value
     scheme, _, rest = value.partition("://")
-    host = rest.split("/", 1)[0]
-    if host.startswith("0.0.0.0"):
-        rest = rest.replace("0.0.0.0", "127.0.0.1", 1)
-    if ":" not in host.rsplit("]", 1)[-1]:
-        hostpart, slash, path = rest.partition("/")
-        rest = f"{hostpart}:11434{slash}{path}"
-    return f"{scheme}://{rest}".rstrip("/")
+    hostport, slash, path = rest.partition("/")
+    if hostport.startswith("0.0.0.0"):
+        hostport = hostport.replace("0.0.0.0", "127.0.0.1", 1)  # a bind address, not a place to connect
+    if ":" not in hostport.rsplit("]", 1)[-1] and scheme == "http":
+        hostport += ":11434"
+    return f"{scheme}://{hostport}{slash}{path}".rstrip("/")
 
 
 # --- validation helpers -------------------------------------------------------------------

@@ -121,8 +121,14 @@ class Session:
             if on_attempt is not None:
                 on_attempt(att)
 
-        result = await self.executor.run(prepared.plan, prepared.messages, prepared.system,
-                                         on_event=on_event, on_attempt=record)
+        try:
+            result = await self.executor.run(prepared.plan, prepared.messages, prepared.system,
+                                             on_event=on_event, on_attempt=record)
+        except BaseException:
+            # Ctrl-C or a cancelled batch: the run is closed as failed, never left "running".
+            if run_id is not None:
+                self.store.finish_run(run_id, {"outcome": "failed", "error": "interrupted"})
+            raise
         if not prepared.plan.attempts:
             result.error = no_route_message(prepared.plan)
         if run_id is not None:

@@ -329,3 +329,34 @@ def test_models_and_profiles(cli, fake_ollama, use, monkeypatch):
     profiles = {p["name"]: p for p in cli("profiles", "--json").json()}
     assert {"general", "long-doc", "coding", "reasoning", "fast", "realtime", "private"} <= set(profiles)
     assert profiles["private"]["privacy"] == "local-only"
+
+
+def test_first_token_timeout_falls_back(cli, home, fake_openai, fake_deepseek, use):
+    (home / "config.yaml").write_text("retries: 0\ntimeouts: {connect_s: 2, first_token_s: 0.5, total_s: 30}\n")
+    use(fake_openai, "openai")
+    use(fake_deepseek, "deepseek")
+    fake_deepseek.ttft_s = 3.0  # headers arrive, then nothing: a stalled server
+    start = time.monotonic()
+    data = cli("ask", "--task", "fast", "--json", "hi").json()
+    assert time.monotonic() - start < 2.5
+    assert [a["outcome"] for a in data["attempts"]] == ["failed", "ok"]
+    assert data["attempts"][0]["model"] == "deepseek/deepseek-flash"
+    assert data["attempts"][0]["error"].startswith("no data from http://127.0.0.1:") and "for 0.5s" in data["attempts"][0]["error"]
+    assert data["model"] == "openai/gpt-4.1-mini"
+
+
+def test_no_stream_prints_once_with_footer(cli, fake_ollama, use):
+    use(fake_ollama, "ollama")
+    r = cli("ask", "--model", "ollama/qwen2.5:7b", "--no-stream", "hi")
+    assert r.code == 0
+    assert r.stdout.strip().startswith("[qwen2.5:7b] saw")
+    assert "ollama/qwen2.5:7b · first token" in r.stderr
+
+
+def test_unknown_price_is_said_not_zero(cli, fake_openai, use):
+    fake_openai.models["gpt-9-preview"] = 128000
+    use(fake_openai, "openai")
+    r = cli("ask", "--model", "openai/gpt-9-preview", "hi")
+    assert r.code == 0
+    assert "price unknown" in r.stderr and "$0" not in r.stderr
+    assert cli("ask", "--model", "openai/gpt-9-preview", "--json", "hi").json()["cost_usd"] is None

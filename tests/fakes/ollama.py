@@ -64,10 +64,12 @@ def default_models() -> dict[str, FakeModel]:
 def _go_json(obj: Any) -> bytes:
     """Go's encoding/json output: compact, UTF-8 raw, but <, > and & escaped."""
     s = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return (
-        s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
-    )
+    if "<" in s or ">" in s or "&" in s or "\u2028" in s or "\u2029" in s:
+        s = (
+            s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        )
+    return s.encode()
 
 
 def _err(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:

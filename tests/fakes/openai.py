@@ -204,6 +204,12 @@ class FakeOpenAI(FakeServer):
                     code="unsupported_value",
                     param="temperature",
                 )
+        if self.flavor == "openai" and body.get("stream_options") is not None and not body.get("stream"):
+            return _err(
+                400,
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options",
+            )
         limit = body.get("max_completion_tokens")
         limit_name = "max_completion_tokens"
         if limit is None:

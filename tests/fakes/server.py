@@ -13,7 +13,7 @@ import itertools
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, urlsplit
@@ -276,7 +276,7 @@ class FakeServer:
                     self._in_flight -= 1
                 if not keep:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError, ValueError):
             pass
         except asyncio.CancelledError:
             pass
