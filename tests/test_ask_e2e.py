@@ -360,3 +360,11 @@ def test_unknown_price_is_said_not_zero(cli, fake_openai, use):
     assert r.code == 0
     assert "price unknown" in r.stderr and "$0" not in r.stderr
     assert cli("ask", "--model", "openai/gpt-9-preview", "--json", "hi").json()["cost_usd"] is None
+
+
+def test_mistral_usage_without_stream_options(cli, fake_mistral, use):
+    use(fake_mistral, "mistral")
+    data = cli("ask", "--model", "mistral/mistral-large-latest", "--json", "hi").json()
+    assert data["ok"], data["error"]
+    assert data["tokens_estimated"] is False and data["input_tokens"] == count_tokens("hi") + 4
+    assert data["cost_usd"] is not None

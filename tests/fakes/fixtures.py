@@ -57,7 +57,7 @@ def fake_xai() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def fake_mistral() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(MISTRAL_MODELS) as server:
+    with FakeOpenAI(MISTRAL_MODELS, flavor="mistral") as server:
         yield server
 
 

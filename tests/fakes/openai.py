@@ -77,7 +77,7 @@ class FakeOpenAI(FakeServer):
         reasoning: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        if flavor not in ("openai", "deepseek", "ollama"):
+        if flavor not in ("openai", "deepseek", "ollama", "mistral"):
             raise ValueError(f"unknown flavor {flavor!r}")
         super().__init__(**kwargs)
         self.models: dict[str, int] = dict(models if models is not None else {"gpt-4.1": 1_047_576})
@@ -210,6 +210,14 @@ class FakeOpenAI(FakeServer):
                 "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                 param="stream_options",
             )
+        if self.flavor == "mistral":
+            # Mistral validates strictly: OpenAI-only fields are a 422, not ignored.
+            extra = [k for k in ("stream_options", "max_completion_tokens") if k in body]
+            if extra:
+                detail = [{"type": "extra_forbidden", "loc": ["body", k], "msg": "Extra inputs are not permitted",
+                           "input": body[k]} for k in extra]
+                return json_reply(422, {"object": "error", "message": {"detail": detail},
+                                        "type": "invalid_request_message_error", "param": None, "code": None})
         limit = body.get("max_completion_tokens")
         limit_name = "max_completion_tokens"
         if limit is None:
@@ -312,12 +320,15 @@ class FakeOpenAI(FakeServer):
             return json_reply(200, out)
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        usage_on_last = self.flavor == "mistral"  # Mistral puts usage on the finishing chunk, unasked
         head = f'data: {{"id":"{cid}","object":"chat.completion.chunk","created":{created},"model":{dumps(name)},"system_fingerprint":"fp_fake","choices":['
         tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
         flavor = self.flavor
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            if usage_on_last and finish_reason is not None:
+                return (head + dumps(choice) + '],"usage":' + dumps(usage) + "}\n\n").encode()
             return (head + dumps(choice) + "]" + tail).encode()
 
         def events():
