@@ -30,12 +30,14 @@ class Document:
     pages: tuple[int, ...] = ()  # pdf: character offset where each page starts
 
 
-def read_documents(paths: list[str]) -> list[Document]:
+def read_documents(paths: list[str], skipped: list[str] | None = None) -> list[Document]:
+    """Read each path; a directory gives its text files. Files of a directory that look like
+    text but can't be read are listed in `skipped` ("name: why") so the caller can say so."""
     docs: list[Document] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            found = _read_dir(path)
+            found = _read_dir(path, skipped)
             if not found:
                 raise UserError(f"{raw}: the directory holds no readable text files")
             docs.extend(found)
@@ -46,7 +48,7 @@ def read_documents(paths: list[str]) -> list[Document]:
     return docs
 
 
-def _read_dir(root: Path) -> list[Document]:
+def _read_dir(root: Path, skipped: list[str] | None = None) -> list[Document]:
     out = []
     for path in sorted(root.rglob("*")):
         if any(part in SKIP_DIRS or part.startswith(".") for part in path.relative_to(root).parts):
@@ -56,8 +58,12 @@ def _read_dir(root: Path) -> list[Document]:
             continue
         try:
             doc = read_document(path, str(path))
-        except UserError:
-            continue  # in a directory, skip what isn't text; a named file must be readable
+        except UserError as exc:
+            # In a directory, skip what isn't text (a named file must be readable), but say
+            # so: a skipped PDF is part of the documents the answer will not have read.
+            if skipped is not None and not str(exc).endswith("the file is empty"):
+                skipped.append(str(exc))
+            continue
         out.append(doc)
     return out
 
@@ -87,9 +93,13 @@ def read_document(path: Path, name: str) -> Document:
 
 
 def _read_pdf(path: Path, name: str) -> Document:
-    from pypdf import PdfReader  # loaded only for PDFs
-    from pypdf.errors import PdfReadError
+    import logging
 
+    from pypdf import PdfReader  # loaded only for PDFs
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about odd files are noise here
+    if not path.is_file():
+        raise UserError(f"{name}: cannot read (not a file)")
     try:
         reader = PdfReader(str(path))
         if reader.is_encrypted:
@@ -108,8 +118,10 @@ def _read_pdf(path: Path, name: str) -> Document:
             pos += len(text) + 2
     except UserError:
         raise
-    except (PdfReadError, OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{name}: not a readable PDF ({exc})") from None
+    except OSError as exc:
+        raise UserError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on a damaged file
+        raise UserError(f"{name}: not a readable PDF ({type(exc).__name__}: {exc})") from None
     text = "\n\n".join(pages)
     if not text.strip():
         raise UserError(f"{name}: the PDF has no text layer (scanned images need OCR first)")

@@ -143,6 +143,10 @@ class Executor:
     async def _one(self, attempt: Attempt, messages: list[dict], system: str | None, est: int,
                    on_event: OnEvent | None, part: str | None) -> AttemptResult:
         opts = attempt.options
+        # The model's own estimate (its tokenizer family, learned correction) checks the call;
+        # the log keeps the uncorrected figure beside the real count, to learn from.
+        raw_est = attempt.est_raw_tokens if attempt.est_raw_tokens is not None else est
+        est = attempt.est_input_tokens if attempt.est_input_tokens is not None else est
         call = Call(
             model=attempt.model,
             messages=messages,
@@ -155,7 +159,7 @@ class Executor:
             timeouts=self.timeouts(),
             est_input_tokens=est,
         )
-        res = AttemptResult(attempt.ref, "failed", now_iso(), part=part, est_input_tokens=est,
+        res = AttemptResult(attempt.ref, "failed", now_iso(), part=part, est_input_tokens=raw_est,
                             num_ctx=attempt.backend_options.get("num_ctx"))
         wall_start = datetime.now(timezone.utc)
         text: list[str] = []

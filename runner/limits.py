@@ -42,6 +42,10 @@ class AdaptiveLimiter(Limiter):
             return self.config.settings.ollama_num_parallel
         return self.config.settings.hosted_concurrency
 
+    def current_limit(self, provider: str) -> int:
+        """How many calls the provider may have in flight right now (after any halving)."""
+        return self._slot(provider).limit
+
     def _slot(self, provider: str) -> _Slot:
         slot = self.slots.get(provider)
         if slot is None:

@@ -40,14 +40,37 @@ class Availability:
 
 
 @dataclass(frozen=True)
+class ModelEstimate:
+    """One candidate's own estimate: its tokenizer family's count, corrected by what past calls
+    of that family taught (real counts over estimates)."""
+
+    tokens: int  # what routing uses
+    raw: int  # the estimator's figure before the learned correction (what the log records)
+    family: str = "default"
+    factor: float | None = None  # learned correction, None while too few calls are logged
+
+
+@dataclass(frozen=True)
 class Need:
-    input_tokens: int  # estimate of the whole request
+    input_tokens: int  # estimate of the whole request (default tokenizer family)
     output_tokens: int  # planned output (max_output_tokens)
     margin: float = ESTIMATE_MARGIN
+    per_model: dict = field(default_factory=dict)  # ref → ModelEstimate, where it differs
 
     @property
     def input_high(self) -> int:
         return int(self.input_tokens * (1 + self.margin))
+
+    def input_for(self, ref: str) -> int:
+        est = self.per_model.get(ref)
+        return est.tokens if est is not None else self.input_tokens
+
+    def raw_for(self, ref: str) -> int:
+        est = self.per_model.get(ref)
+        return est.raw if est is not None else self.input_tokens
+
+    def high_for(self, ref: str) -> int:
+        return int(self.input_for(ref) * (1 + self.margin))
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,8 @@ class Attempt:
     backend_options: dict  # e.g. {"num_ctx": 65536, "truncate": False} for Ollama
     est_cost_usd: float | None
     local: bool
+    est_input_tokens: int | None = None  # this model's estimate of the input (its tokenizer)
+    est_raw_tokens: int | None = None  # the same before the learned correction
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,8 @@ class Skip:
     ref: str
     reason: str
     too_small: bool = False  # skipped only because the prompt does not fit
+    context: int | None = None  # the window considered, where known
+    local: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,7 +193,8 @@ def _consider(
 
     opts = {**profile.options, **cand.options, **{k: v for k, v in cli_options.items() if v is not None}}
     out_tokens = int(opts.get("max_output_tokens") or need.output_tokens)
-    want = need.input_high + out_tokens
+    input_tokens = need.input_for(ref)
+    want = need.high_for(ref) + out_tokens
     backend_options: dict = {}
 
     if provider.protocol == "ollama":
@@ -184,7 +212,8 @@ def _consider(
         limit = min(window, ceiling) if ceiling else window
         if want > limit:
             what = f"{fmt_tokens(limit)} context" + (f" (max_num_ctx {fmt_tokens(ceiling)})" if ceiling and ceiling < window else "")
-            return Skip(ref, f"prompt ~{fmt_tokens(need.input_tokens)} tokens + {fmt_tokens(out_tokens)} output exceeds {what}", too_small=True)
+            return Skip(ref, f"prompt ~{fmt_tokens(input_tokens)} tokens + {fmt_tokens(out_tokens)} output exceeds {what}",
+                        too_small=True, context=limit, local=True)
         backend_options["num_ctx"] = pick_num_ctx(want, limit)
         if version_at_least(status.version, (0, 12, 4)):
             # Refuse to cut an over-long prompt instead of truncating it silently.
@@ -192,16 +221,18 @@ def _consider(
             backend_options["shift"] = False
         context = limit
     else:
-        if provider.key_env and provider_name not in availability.keys:
-            return Skip(ref, f"no {provider.key_env}")
         context = config.model_info(ref).context
+        if provider.key_env and provider_name not in availability.keys:
+            return Skip(ref, f"no {provider.key_env}", context=context, local=provider.local)
         if context is not None and want > context:
-            return Skip(ref, f"prompt ~{fmt_tokens(need.input_tokens)} tokens + {fmt_tokens(out_tokens)} output exceeds {fmt_tokens(context)} context", too_small=True)
+            return Skip(ref, f"prompt ~{fmt_tokens(input_tokens)} tokens + {fmt_tokens(out_tokens)} output exceeds {fmt_tokens(context)} context",
+                        too_small=True, context=context, local=provider.local)
 
-    est = pricer(ref, need.input_tokens, out_tokens)
+    est = pricer(ref, input_tokens, out_tokens)
     if max_cost is not None and est is not None and est > max_cost:
-        return Skip(ref, f"estimated ${est:.2f} over max_cost_usd {max_cost:.2f}")
-    return Attempt(ref, provider_name, model, provider.protocol, context, opts, backend_options, est, provider.local)
+        return Skip(ref, f"estimated ${est:.2f} over max_cost_usd {max_cost:.2f}", context=context, local=provider.local)
+    return Attempt(ref, provider_name, model, provider.protocol, context, opts, backend_options, est, provider.local,
+                   input_tokens, need.raw_for(ref))
 
 
 def _with_latest(model: str) -> str:

@@ -19,7 +19,6 @@ from .execute import AttemptResult, Executor, Limiter, OnEvent, RunResult
 from .pricing import Pricing
 from .router import Availability, Need, RoutePlan, plan
 from .store import Store, open_store
-from .tokens import estimate_messages
 
 DEFAULT_OUTPUT_TOKENS = 1024
 
@@ -50,6 +49,13 @@ class Prepared:
     system: str | None
     need: Need
     plan: RoutePlan
+    # Long documents: the size scan, the learned estimate corrections, and the split (map-reduce)
+    # when nothing can read the whole and the profile says `too_long: split`.
+    stats: Any = None
+    factors: dict = field(default_factory=dict)
+    availability: Availability | None = None
+    split: Any = None  # longdoc.SplitPlan
+    split_error: str | None = None
 
 
 class Session:
@@ -60,6 +66,7 @@ class Session:
         self.executor = Executor(config, self.pool, self.pricing, limiter=limiter)
         self._store = store
         self._availability: Availability | None = None
+        self._factors: dict[str, float] | None = None
 
     @property
     def store(self) -> Store:
@@ -92,21 +99,43 @@ class Session:
         cooling = {p: f"{p} is cooling down after rate limits" for p, until in self.executor.cooldown.items() if until > now}
         return replace(self._availability, cooling=cooling) if cooling else self._availability
 
+    def token_factors(self) -> dict[str, float]:
+        """Estimate corrections learned from the run log (real/estimated input tokens per model
+        family); read once per session, and never creates the log just to read it."""
+        if self._factors is None:
+            self._factors = {}
+            if self._store is not None or (self.config.home / "runs.db").exists():
+                from .estimate import learned_factors
+                from .tokens import LEARN_MIN_ESTIMATE
+
+                self._factors = learned_factors(self.config, self.store.token_counts(min_estimate=LEARN_MIN_ESTIMATE))
+        return self._factors
+
     async def prepare(self, request: Request, availability: Availability | None = None) -> Prepared:
+        from .estimate import build_need, request_stats
+
         profile = self.profile_for(request)
         system = request.system if request.system is not None else profile.system
         messages = [{"role": "user", "content": user_content(request.prompt, request.documents)}]
         options = {**profile.options, **{k: v for k, v in request.options.items() if v is not None}}
-        need = Need(estimate_messages(messages, system), int(options.get("max_output_tokens") or DEFAULT_OUTPUT_TOKENS))
+        stats = request_stats(request.prompt, request.documents, system)
+        factors = self.token_factors()
+        need = build_need(stats, [c.model for c in profile.candidates], self.config, factors,
+                          int(options.get("max_output_tokens") or DEFAULT_OUTPUT_TOKENS))
         if availability is None:
             availability = await self.availability([c.model for c in profile.candidates])
         route = plan(need, profile, self.config, availability, self.pricing.estimate,
                      local_only=request.local_only, max_cost_usd=request.max_cost_usd, options=request.options)
-        return Prepared(request, profile, messages, system, need, route)
+        prepared = Prepared(request, profile, messages, system, need, route, stats, factors, availability)
+        if route.too_long and profile.too_long == "split" and request.documents:
+            from .longdoc import plan_split
+
+            prepared.split, prepared.split_error = plan_split(prepared, self, availability, factors)
+        return prepared
 
     async def answer(self, prepared: Prepared, *, kind: str = "ask", group_id: str | None = None,
                      item_id: str | None = None, on_event: OnEvent | None = None,
-                     on_attempt=None, log: bool = True) -> tuple[RunResult, int | None]:
+                     on_attempt=None, log: bool = True, on_progress=None) -> tuple[RunResult, int | None]:
         req = prepared.request
         run_id = None
         if log:
@@ -122,15 +151,22 @@ class Session:
                 on_attempt(att)
 
         try:
-            result = await self.executor.run(prepared.plan, prepared.messages, prepared.system,
-                                             on_event=on_event, on_attempt=record)
+            if prepared.split is not None:
+                from .longdoc import run_split
+
+                result = await run_split(self, prepared, on_event=on_event, on_attempt=record, on_progress=on_progress)
+            else:
+                result = await self.executor.run(prepared.plan, prepared.messages, prepared.system,
+                                                 on_event=on_event, on_attempt=record)
         except BaseException:
             # Ctrl-C or a cancelled batch: the run is closed as failed, never left "running".
             if run_id is not None:
                 self.store.finish_run(run_id, {"outcome": "failed", "error": "interrupted"})
             raise
-        if not prepared.plan.attempts:
+        if not prepared.plan.attempts and prepared.split is None:
             result.error = no_route_message(prepared.plan)
+            if prepared.split_error:
+                result.error += f"; splitting the documents did not help: {prepared.split_error}"
         if run_id is not None:
             self.store.finish_run(run_id, run_summary(result))
         return result, run_id
@@ -152,6 +188,9 @@ def run_summary(result: RunResult) -> dict[str, Any]:
                    tokens_estimated=ans.tokens_estimated, ttft_ms=ans.ttft_ms, latency_ms=ans.latency_ms,
                    tokens_per_s=ans.tokens_per_s,
                    cost_usd=None if ans.cost_usd is None else sum(known))
+    totals = getattr(result, "totals", None)
+    if totals:  # a split document: the run's sums over every chunk and combine call
+        out.update(totals)
     return out
 
 
@@ -174,6 +213,7 @@ def result_json(task: str, result: RunResult, run_id: int | None = None) -> dict
         "tokens_per_s": _round(s.get("tokens_per_s")),
         "cost_usd": s.get("cost_usd"),
         "attempts": [attempt_json(a.record()) for a in result.attempts],
+        **({"chunks": result.chunks} if getattr(result, "chunks", None) else {}),
     }
 
 

@@ -168,6 +168,18 @@ class Store:
             r["files"] = json.loads(r["files"] or "[]")
         return rows
 
+    def token_counts(self, limit: int = 5000, min_estimate: int = 0) -> list[tuple[str, int, int]]:
+        """(model, real input tokens, estimate) of the latest successful calls, newest first.
+
+        attempts.est_input_tokens is the estimator's uncorrected figure for that model's
+        tokenizer family, so real/estimate is what the estimate for the family should learn.
+        """
+        rows = self.db.execute(
+            "SELECT model, input_tokens, est_input_tokens FROM attempts WHERE outcome = 'ok'"
+            " AND tokens_estimated = 0 AND input_tokens > 0 AND est_input_tokens >= ?"
+            " ORDER BY id DESC LIMIT ?", (max(1, min_estimate), limit))
+        return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
     def attempts_since(self, since: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT a.*, r.task AS task, r.kind AS kind FROM attempts a JOIN runs r ON r.id = a.run_id"
         args: tuple = ()

@@ -73,12 +73,22 @@ class OllamaBackend:
         body = self.request_body(call)
         splitter = ThinkTagSplitter()
         final = None
+        checked = not self._may_be_cut(call)
         try:
             # chat() has no `truncate` argument, so the body goes through the client's own
             # request path: same transport, NDJSON parsing and error types as chat().
             parts = await client._request(ollama.ChatResponse, "POST", "/api/chat", json=body, stream=True)
             async for part in parts:
                 msg = part.message
+                if not checked:
+                    # Before showing a word: a window smaller than the prompt means the server
+                    # cut it, whatever was asked for (a proxy that drops options, an old server).
+                    checked = True
+                    try:
+                        await self._check_window(call)
+                    except BackendError:
+                        await parts.aclose()  # hang up: the server stops generating
+                        raise
                 if msg is not None and msg.thinking:
                     yield ThinkingDelta(msg.thinking)
                 if msg is not None and msg.content:
@@ -106,6 +116,20 @@ class OllamaBackend:
         metrics["num_ctx"] = body["options"].get("num_ctx")
         await self._check_truncation(call, final.prompt_eval_count, body["options"].get("num_ctx"))
         yield Done(usage=usage, finish_reason=final.done_reason, metrics=metrics)
+
+    @staticmethod
+    def _may_be_cut(call: Call) -> bool:
+        est = call.est_input_tokens
+        return bool(est) and int(est * (1 - ESTIMATE_MARGIN)) > 2048  # 2048: the smallest default window
+
+    async def _check_window(self, call: Call) -> None:
+        est = call.est_input_tokens or 0
+        window = await self._allocated_window(call)
+        if window is not None and int(est * (1 - ESTIMATE_MARGIN)) > window:
+            raise BackendError(
+                f"truncated by the server: at most {window:,} of ~{est:,} tokens evaluated (window {window:,})",
+                kind="truncated",
+            )
 
     async def _check_truncation(self, call: Call, evaluated: int | None, num_ctx: int | None) -> None:
         """Fail the call if the server evaluated less of the prompt than could have fit.

@@ -276,7 +276,10 @@ class SSEClient:
     def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=self._transport, timeout=http_timeout(Timeouts())
+                transport=self._transport, timeout=http_timeout(Timeouts()),
+                # The per-provider limiter caps concurrency, not the pool: httpx's defaults (100
+                # connections, 20 kept alive) would reconnect on every call beyond 20 at once.
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
             )
         return self._client
 

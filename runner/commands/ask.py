@@ -65,7 +65,10 @@ async def ask_command(args: AskArgs) -> int:
     config = load_config()
     if args.max_tokens is not None and args.max_tokens <= 0:
         raise UserError("--max-tokens must be a positive number")
-    documents = read_documents(args.files)
+    skipped: list[str] = []
+    documents = read_documents(args.files, skipped)
+    for note in skipped:
+        err.print(f"[yellow]note:[/] skipped {_esc(note)}")
     prompt = args.prompt or ""
     if args.stdin.strip():
         if prompt:
@@ -90,9 +93,9 @@ async def ask_command(args: AskArgs) -> int:
         prepared = await session.prepare(request)
         if args.explain:
             if args.as_json:
-                print_json(explain_json(prepared.plan))
+                print_json(explain_json(prepared.plan, prepared.split, prepared.split_error))
             else:
-                explain(prepared.plan)
+                explain(prepared.plan, split=prepared.split, split_error=prepared.split_error)
             return 0
         streaming = not args.as_json and not args.no_stream
         printer = StreamPrinter()
@@ -100,6 +103,7 @@ async def ask_command(args: AskArgs) -> int:
             prepared,
             on_event=printer.on_event if streaming else None,
             on_attempt=printer.on_attempt if not args.as_json else None,
+            on_progress=printer.progress if not args.as_json else None,
         )
     finally:
         await session.aclose()
@@ -118,7 +122,12 @@ async def ask_command(args: AskArgs) -> int:
             err.print(f"[dim italic]{_esc(ans.thinking)}[/]")
         out.print(ans.text, markup=False)
     local = config.providers[ans.model.partition("/")[0]].local
-    err.print(f"[dim]── {_esc(footer(ans, data['cost_usd'], local))}[/]")
+    chunks = getattr(result, "chunks", None)
+    if chunks:  # a split document: the whole run's time, tokens and cost
+        shown = result.total_attempt() or ans
+        err.print(f"[dim]── {chunks} chunks + combine · {_esc(footer(shown, data['cost_usd'], local))}[/]")
+    else:
+        err.print(f"[dim]── {_esc(footer(ans, data['cost_usd'], local))}[/]")
     return 0
 
 

@@ -121,12 +121,20 @@ class FakeOllama(FakeServer):
         models: dict[str, FakeModel] | None = None,
         version: str = "0.12.6",
         default_num_ctx: int = 4096,
+        honour_num_ctx: bool = True,
+        honour_truncate: bool = True,
+        ps_context: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.models: dict[str, FakeModel] = dict(default_models() if models is None else models)
         self.version = version
         self.default_num_ctx = default_num_ctx
+        # False: behave like a proxy in front of Ollama that drops `options` (so num_ctx) or the
+        # `truncate` flag: the window is the default and a long prompt is cut silently anyway.
+        self.honour_num_ctx = honour_num_ctx
+        self.honour_truncate = honour_truncate
+        self.ps_context = ps_context  # False: /api/ps without context_length, as older servers
         # name -> {"num_ctx": window, "expires": datetime | None (forever), "loaded_at": ...}
         self.loaded: dict[str, dict[str, Any]] = {}
         self._started = datetime.now(timezone.utc)
@@ -217,7 +225,7 @@ class FakeOllama(FakeServer):
                     "details": self._details(m),
                     "expires_at": _iso(st["expires"] or _FOREVER),
                     "size_vram": size,
-                    "context_length": st["num_ctx"],
+                    **({"context_length": st["num_ctx"]} if self.ps_context else {}),
                 }
             )
         return Reply(200, _go_json({"models": out}), "application/json; charset=utf-8")
@@ -291,11 +299,13 @@ class FakeOllama(FakeServer):
             keep_alive = parse_keep_alive(body.get("keep_alive"))
         except (TypeError, ValueError) as e:
             return _err(400, str(e) or "invalid options")
+        if not self.honour_num_ctx:
+            num_ctx = None
         window = min(num_ctx or self.default_num_ctx, model.context_length)
 
         prompt = message_tokens(messages)
         if prompt > window:
-            if body.get("truncate") is False and _version_tuple(self.version) >= (0, 12, 4):
+            if body.get("truncate") is False and self.honour_truncate and _version_tuple(self.version) >= (0, 12, 4):
                 return _err(400, "the input length exceeds the context length")
             messages = truncate_messages(messages, window)  # silent, as the real server does
             prompt = message_tokens(messages)

@@ -1,0 +1,489 @@
+"""`runner batch`: a prompt file run concurrently across backends into a resumable results file.
+
+The pieces, each small:
+- `batch_input`   — prompt files (JSONL, YAML, CSV, text) streamed as rows, templates, ids;
+- `batch_results` — the results file: whole-line appends, resume state, torn tails, compaction;
+- `batch_engine`  — the concurrent engine (per-provider lanes, limits, re-queue on 429);
+- this module     — one batch: validate, resume, route each row, budget, count, summarise;
+- `batch_render`  — progress bar, dry-run listing and the summary table (terminal only).
+
+A row's route: its own `task`/`model` if it names either (its model wins; its task, else the
+command's `--task`, else the default task, gives options and system prompt), otherwise the
+command's `--model`/`--task`, otherwise the default task.
+
+Resume: ids whose last record in the results file is a success are skipped; failed rows run
+again. `--max-cost` is a budget for the whole results file: the cost already recorded there
+counts, so a stopped batch goes on when run again with a larger budget.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+from array import array
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterator
+
+from .batch_engine import Engine, Job, Outcome
+from .batch_input import BadRow, Row, detect_format, read_rows
+from .batch_results import ResultsWriter, ResumeState, check_out_path, output_format, read_state
+from .config import Config
+from .errors import UserError
+from .session import Prepared, Request, Session, result_json
+from .store import now_iso
+
+DEFAULT_CONCURRENCY = 8
+BAD_ROWS_KEPT = 1000
+
+# Exit codes (documented in `runner batch --help`).
+EXIT_OK, EXIT_FAILED, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+
+@dataclass
+class BatchOptions:
+    file: Path
+    out: str | None = None  # None: ./<file stem>.results.<fmt>; "-": standard output
+    input_format: str | None = None
+    out_format: str | None = None
+    task: str | None = None
+    model: str | None = None
+    system: str | None = None
+    template: str | None = None
+    local_only: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+    concurrency: int | None = None
+    limits: dict[str, int] = field(default_factory=dict)
+    max_cost: float | None = None
+    overwrite: bool = False
+
+
+@dataclass
+class ModelStats:
+    model: str
+    rows: int = 0
+    failed: int = 0
+    latency_ms: array = field(default_factory=lambda: array("d"))
+    ttft_ms: array = field(default_factory=lambda: array("d"))
+    tokens_per_s: array = field(default_factory=lambda: array("d"))
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_unknown: int = 0  # answered rows whose price is unknown
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "rows": self.rows, "failed": self.failed,
+            "latency_ms_p50": percentile(self.latency_ms, 50), "latency_ms_p95": percentile(self.latency_ms, 95),
+            "ttft_ms_p50": percentile(self.ttft_ms, 50), "ttft_ms_p95": percentile(self.ttft_ms, 95),
+            "tokens_per_s_p50": percentile(self.tokens_per_s, 50),
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "cost_usd": None if self.cost_unknown and not self.cost_usd else round(self.cost_usd, 6),
+            "cost_unknown_rows": self.cost_unknown,
+        }
+
+
+def percentile(values, pct: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(round(pct / 100 * len(ordered) + 0.5)) - 1))
+    return round(ordered[k], 1)
+
+
+class Budget:
+    """--max-cost: committed = spent (the results file's, then this run's) + estimates of running rows."""
+
+    def __init__(self, limit: float | None, spent_before: float) -> None:
+        self.limit = limit
+        self.spent = spent_before
+        self.running: dict[str | None, float] = {}
+        self.unknown_price = 0
+        self.refused_estimate: float | None = None
+
+    @property
+    def committed(self) -> float:
+        return self.spent + sum(self.running.values())
+
+    def admit(self, job: Job, prepared: Prepared) -> bool:
+        est = prepared.plan.attempts[0].est_cost_usd if prepared.plan.attempts else 0.0
+        if est is None:
+            self.unknown_price += 1
+            est = 0.0
+        if self.limit is not None and self.committed + est > self.limit + 1e-12:
+            self.refused_estimate = est
+            return False
+        self.running[job.item_id] = est
+        return True
+
+    def finish(self, item_id: str | None, cost: float | None) -> None:
+        self.running.pop(item_id, None)
+        self.spent += cost or 0.0
+
+
+@dataclass
+class Scan:
+    rows: int = 0  # valid rows
+    todo: int = 0  # valid rows not yet answered
+    bad: list[BadRow] = field(default_factory=list)
+    bad_count: int = 0
+
+
+class Batch:
+    """One `runner batch` invocation. Counters are public for the progress display."""
+
+    def __init__(self, config: Config, options: BatchOptions, *, session: Session | None = None) -> None:
+        self.config = config
+        self.o = options
+        self.path = options.file
+        self.in_format = detect_format(self.path, options.input_format)
+        self.out_format = output_format(options.out, options.out_format)
+        self.out_path = self._out_path()
+        self.default_task = options.task or config.settings.default_task
+        self.concurrency = options.concurrency or max([DEFAULT_CONCURRENCY, *options.limits.values()])
+        if self.concurrency < 1:
+            raise UserError("--concurrency must be at least 1")
+        self._check_command_routing()
+        if session is None:
+            from .limits import AdaptiveLimiter
+
+            session = Session(config, limiter=AdaptiveLimiter(config, overrides=options.limits))
+        self.session = session
+        self._valid_tasks: set[str] = set()
+        self._valid_models: set[str] = set()
+        self.scan = Scan()
+        self.state = ResumeState()
+        self.writer: ResultsWriter | None = None
+        self.engine: Engine | None = None
+        self.budget: Budget | None = None
+        self.batch_id = ""
+        # live counters
+        self.done = self.ok = self.failed = self.running = 0
+        self.tokens = 0
+        self.cost = 0.0
+        self.models: dict[str, ModelStats] = {}
+        self.started_at = 0.0
+        self.elapsed = 0.0
+        self.stopped: str | None = None  # "budget" | "interrupted"
+        self.compacted = 0
+        self.on_change: Callable[[], None] | None = None
+
+    # --- setup --------------------------------------------------------------------------
+
+    def _out_path(self) -> Path | None:
+        out = self.o.out
+        if out == "-":
+            return None
+        path = Path(out).expanduser() if out else Path.cwd() / f"{self.path.stem}.results.{self.out_format}"
+        try:
+            same = path.exists() and self.path.exists() and path.resolve() == self.path.resolve()
+        except OSError:
+            same = False
+        if same:
+            raise UserError(f"--out {path} is the prompt file itself; choose another file for the results")
+        return path
+
+    def _check_command_routing(self) -> None:
+        self.config.profile(self.default_task)  # unknown --task: one line, nothing run
+        if self.o.model:
+            self.config.split_ref(self.o.model)
+        for name, n in self.o.limits.items():
+            if name not in self.config.providers:
+                raise UserError(f"--limit {name}={n}: unknown provider; known providers: {', '.join(sorted(self.config.providers))}")
+            if n < 1:
+                raise UserError(f"--limit {name}={n}: a limit must be at least 1")
+        if self.o.max_cost is not None and self.o.max_cost < 0:
+            raise UserError("--max-cost must be zero or more US dollars")
+        if self.o.max_tokens is not None and self.o.max_tokens <= 0:
+            raise UserError("--max-tokens must be a positive number")
+
+    def route_of(self, row: Row) -> tuple[str, str | None]:
+        """(task, model) for a row: its own, else the command's, else the default task."""
+        if row.task or row.model:
+            return row.task or self.default_task, row.model
+        return self.default_task, self.o.model
+
+    def check(self, row: Row | BadRow) -> Row | BadRow:
+        """Row-level mistakes that the file format cannot see: unknown task or model, missing files."""
+        if isinstance(row, BadRow):
+            return row
+        task, model = self.route_of(row)
+        try:
+            if task not in self._valid_tasks:
+                self.config.profile(task)
+                self._valid_tasks.add(task)
+            if model and model not in self._valid_models:
+                self.config.split_ref(model)
+                self._valid_models.add(model)
+        except UserError as exc:
+            return BadRow(row.line, str(exc), row.id)
+        for f in row.files:
+            if not Path(f).exists():
+                return BadRow(row.line, f"{f}: no such file", row.id)
+        return row
+
+    def rows(self) -> Iterator[Row | BadRow]:
+        for row in read_rows(self.path, self.in_format, template=self.o.template):
+            yield self.check(row)
+
+    def read(self, *, dry_run: bool = False) -> Scan:
+        """Validate the prompt file and read what the results file already holds.
+
+        Nothing is created or changed before the prompt file is known to hold valid rows (a
+        mistyped file name must not leave an empty results file behind). Then a real run locks
+        the results file, cuts a torn last record and keeps it open for appending; a dry run
+        only reads it."""
+        if self.out_path is not None:
+            check_out_path(self.out_path)
+            if not self.o.overwrite:
+                self.state, _ = read_state(self.out_path, self.out_format)
+        scan = self._scan()
+        if not dry_run:
+            self.writer = ResultsWriter(self.out_path, self.out_format)
+            seen = self.state
+            self.state = self.writer.open(overwrite=self.o.overwrite)
+            if self.state.records != seen.records or self.state.ok != seen.ok:
+                try:  # another run finished rows in between: count again
+                    scan = self._scan()
+                except BaseException:
+                    self.close()
+                    raise
+        self.scan = scan
+        self.batch_id = self.state.batch_id or new_batch_id()
+        return scan
+
+    def _scan(self) -> Scan:
+        scan = Scan()
+        for row in self.rows():
+            if isinstance(row, BadRow):
+                scan.bad_count += 1
+                if len(scan.bad) < BAD_ROWS_KEPT:
+                    scan.bad.append(row)
+                continue
+            scan.rows += 1
+            if row.id not in self.state.ok:
+                scan.todo += 1
+        if scan.rows == 0:
+            if scan.bad_count:
+                first = scan.bad[0]
+                raise UserError(f"{self.path}: no valid rows ({scan.bad_count} bad; line {first.line}: {first.error})")
+            raise UserError(f"{self.path}: no prompts in the file")
+        return scan
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    # --- requests -----------------------------------------------------------------------
+
+    def request_for(self, row: Row) -> Request:
+        task, model = self.route_of(row)
+        documents = []
+        for f in row.files:
+            documents.extend(_documents(f))
+        return Request(
+            prompt=row.prompt, task=task, documents=documents,
+            system=row.system if row.system is not None else self.o.system,
+            model=model, local_only=self.o.local_only,
+            options={"max_output_tokens": self.o.max_tokens, "temperature": self.o.temperature},
+        )
+
+    def todo(self, on_unreadable: Callable[[Row, str], None]) -> Iterator[Job]:
+        """Jobs for the rows still to answer, read lazily from the file."""
+        for row in self.rows():
+            if isinstance(row, BadRow) or row.id in self.state.ok:
+                continue
+            try:
+                request = self.request_for(row)
+            except UserError as exc:  # a file that vanished or became unreadable since the scan
+                on_unreadable(row, str(exc))
+                continue
+            yield Job(request, item_id=row.id, key=row)
+
+    # --- running ------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Answer every row still to do; returns the exit code. `read()` first."""
+        assert self.writer is not None
+        self.budget = Budget(self.o.max_cost, self.state.cost_usd)
+        self.engine = Engine(self.session, concurrency=self.concurrency, kind="batch", group_id=self.batch_id)
+        self.started_at = time.perf_counter()
+
+        def unreadable(row: Row, error: str) -> None:
+            self._record(Outcome(Job(Request(prompt=row.prompt, task=self.route_of(row)[0]), row.id, row), None, None,
+                                 error=error))
+
+        def on_start(job: Job, prepared: Prepared | None) -> None:
+            self.running += 1
+            self._changed()
+
+        try:
+            await self.engine.run(self.todo(unreadable), self._on_result, admit=self.budget.admit, on_start=on_start)
+        finally:
+            self.elapsed = time.perf_counter() - self.started_at
+            if self.engine.stopped == "admit":
+                self.stopped = "budget"
+            elif self.engine.stopped in ("interrupt", "abandon"):
+                self.stopped = "interrupted"
+            self.finish()
+        return self.exit_code()
+
+    def interrupt(self) -> bool:
+        """First call: start no more rows, let running ones finish. Second: abandon them too.
+        Returns True on the second call."""
+        if self.engine is None:
+            return False
+        if self.engine.stopped in ("interrupt", "abandon"):
+            self.engine.abandon()
+            return True
+        self.engine.stop("interrupt")
+        return False
+
+    def _on_result(self, outcome: Outcome) -> None:
+        self._record(outcome)
+        self.running -= 1
+        self._changed()
+
+    def _record(self, outcome: Outcome) -> None:
+        """Write the row's record (one whole line), then count it done."""
+        row: Row = outcome.job.key
+        rec = self.record(row, outcome)
+        assert self.writer is not None
+        self.writer.write(rec)
+        self.done += 1
+        cost = rec["cost_usd"]
+        if self.budget is not None:
+            self.budget.finish(outcome.job.item_id, cost)
+        if rec["ok"]:
+            self.ok += 1
+        else:
+            self.failed += 1
+        self.cost += cost or 0.0
+        self.tokens += (rec["input_tokens"] or 0) + (rec["output_tokens"] or 0)
+        self._stat(rec)
+
+    def record(self, row: Row, outcome: Outcome) -> dict[str, Any]:
+        task = outcome.prepared.profile.name if outcome.prepared else outcome.job.request.task
+        if outcome.result is None:
+            return {"id": row.id, "ok": False, "model": None, "task": task, "text": None, "thinking": None,
+                    "input_tokens": None, "output_tokens": None, "tokens_estimated": False, "ttft_ms": None,
+                    "latency_ms": None, "tokens_per_s": None, "cost_usd": None, "error": outcome.error,
+                    "attempts": [], "run_id": None, "batch_id": self.batch_id, "time": now_iso()}
+        data = result_json(task, outcome.result, outcome.run_id)
+        if not outcome.result.ok:
+            tried = outcome.result.attempts
+            data["model"] = tried[-1].model if tried else None  # the last model tried
+            known = [a.cost_usd for a in tried if a.cost_usd is not None]
+            data["cost_usd"] = sum(known) if known else None
+        rec = {"id": row.id}
+        rec.update({k: data.get(k) for k in ("ok", "model", "task", "text", "thinking", "input_tokens",
+                                             "output_tokens", "tokens_estimated", "ttft_ms", "latency_ms",
+                                             "tokens_per_s", "cost_usd", "error", "attempts")})
+        rec.update(run_id=outcome.run_id, batch_id=self.batch_id, time=now_iso())
+        return rec
+
+    def _stat(self, rec: dict[str, Any]) -> None:
+        name = rec["model"] or "(no model)"
+        s = self.models.get(name)
+        if s is None:
+            s = self.models[name] = ModelStats(name)
+        s.rows += 1
+        if not rec["ok"]:
+            s.failed += 1
+            if rec["cost_usd"]:
+                s.cost_usd += rec["cost_usd"]
+            return
+        if rec["latency_ms"] is not None:
+            s.latency_ms.append(rec["latency_ms"])
+        if rec["ttft_ms"] is not None:
+            s.ttft_ms.append(rec["ttft_ms"])
+        if rec["tokens_per_s"] is not None:
+            s.tokens_per_s.append(rec["tokens_per_s"])
+        s.input_tokens += rec["input_tokens"] or 0
+        s.output_tokens += rec["output_tokens"] or 0
+        if rec["cost_usd"] is None:
+            s.cost_unknown += 1
+        else:
+            s.cost_usd += rec["cost_usd"]
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def finish(self) -> None:
+        """Leave the results file with one record per id (re-run rows superseded), and close it."""
+        w = self.writer
+        if w is not None and w.path is not None and self.done and (self.state.failed or self.state.records > self.state.ids):
+            self.compacted = w.compact()
+        self.close()
+
+    # --- reporting ----------------------------------------------------------------------
+
+    @property
+    def not_started(self) -> int:
+        return max(0, self.scan.todo - self.done)
+
+    def exit_code(self) -> int:
+        if self.stopped == "interrupted":
+            return EXIT_INTERRUPTED
+        if self.stopped == "budget":
+            return EXIT_BUDGET
+        return EXIT_FAILED if (self.failed or self.scan.bad_count) else EXIT_OK
+
+    def summary(self) -> dict[str, Any]:
+        models = sorted(self.models.values(), key=lambda m: (-m.rows, m.model))
+        return {
+            "batch_id": self.batch_id,
+            "file": str(self.path),
+            "out": str(self.out_path) if self.out_path else "-",
+            "format": self.out_format,
+            "rows": self.scan.rows,
+            "bad_rows": self.scan.bad_count,
+            "already_done": self.scan.rows - self.scan.todo,
+            "ran": self.done,
+            "ok": self.ok,
+            "failed": self.failed,
+            "not_started": self.not_started,
+            "stopped": self.stopped,
+            "cost_usd": round(self.cost, 6),
+            "total_cost_usd": round(self.state.cost_usd + self.cost, 6),
+            "max_cost_usd": self.o.max_cost,
+            "elapsed_s": round(self.elapsed, 3),
+            "tokens": self.tokens,
+            "models": [m.summary() for m in models],
+            "bad": [{"line": b.line, "id": b.id, "error": b.error} for b in self.scan.bad[:100]],
+            "exit_code": self.exit_code(),
+        }
+
+    # --- dry run ------------------------------------------------------------------------
+
+    async def plan_rows(self) -> AsyncIterator[tuple[Row, Prepared | None, str | None]]:
+        """Route every row still to do, sending nothing: (row, prepared, error)."""
+        engine = Engine(self.session, concurrency=1, log=False)
+        for row in self.rows():
+            if isinstance(row, BadRow) or row.id in self.state.ok:
+                continue
+            try:
+                request = self.request_for(row)
+                prepared = await self.session.prepare(request, await engine.availability_for(request))
+            except UserError as exc:
+                yield row, None, str(exc)
+                continue
+            yield row, prepared, None
+
+
+@functools.lru_cache(maxsize=64)
+def _documents(path: str) -> tuple:
+    from .documents import read_documents
+
+    return tuple(read_documents([path]))
+
+
+def new_batch_id() -> str:
+    return f"b-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+

@@ -1,0 +1,111 @@
+"""The request's size, before anything is sent: one scan of the prompt and each document, then
+a per-candidate estimate (the candidate's tokenizer family, corrected by what the run log
+taught about that family) that the router checks against each window.
+
+The scan is kept (`RequestStats`) so that splitting a long document reuses the counts instead
+of reading the text again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+from typing import Iterable
+
+from .config import Config
+from .documents import Document
+from .router import ModelEstimate, Need
+from .tokens import (
+    LEARN_MIN_ESTIMATE,
+    MESSAGE_OVERHEAD,
+    TextStats,
+    correction_factor,
+    learning_key,
+    text_stats,
+    tokenizer_family,
+    tokens_for,
+)
+
+
+def document_tag(name: str, extra: str = "") -> tuple[str, str]:
+    """The lines around a document in the prompt; the name goes with the text so answers cite it."""
+    safe = name.replace('"', "'")
+    return f'<document name="{safe}"{extra}>\n', "\n</document>"
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    docs: tuple[TextStats, ...]  # one per document, in order
+    wrap: TextStats  # the prompt, the system prompt and the document tags
+    messages: int  # chat messages (each costs MESSAGE_OVERHEAD template tokens)
+
+    @property
+    def total(self) -> TextStats:
+        out = self.wrap
+        for s in self.docs:
+            out = out + s
+        return out
+
+
+def request_stats(prompt: str, documents: list[Document], system: str | None) -> RequestStats:
+    docs = tuple(text_stats(d.text) for d in documents)
+    wrap = text_stats(prompt) + text_stats(system or "")
+    for d in documents:
+        head, tail = document_tag(d.name)
+        wrap = wrap + text_stats(head + tail + "\n\n")
+    return RequestStats(docs, wrap, 1 + (1 if system else 0))
+
+
+class Estimator:
+    """Tokens of a text for one model: its family's weights times its learned factor."""
+
+    def __init__(self, family: str = "default", factor: float | None = None) -> None:
+        self.family = family
+        self.factor = factor
+
+    def raw(self, stats: TextStats) -> int:
+        return tokens_for(stats, self.family)
+
+    def __call__(self, stats: TextStats) -> int:
+        raw = self.raw(stats)
+        return raw if self.factor is None else int(ceil(raw * self.factor))
+
+
+def estimator_for(ref: str, config: Config, factors: dict[str, float]) -> Estimator:
+    provider = config.providers.get(ref.partition("/")[0])
+    local = bool(provider and provider.local)
+    return Estimator(tokenizer_family(ref), factors.get(learning_key(ref, local)))
+
+
+def build_need(stats: RequestStats, refs: Iterable[str], config: Config, factors: dict[str, float],
+               output_tokens: int, extra_messages: int = 0) -> Need:
+    """The Need for the router: a default estimate plus each candidate's own."""
+    overhead = (stats.messages + extra_messages) * MESSAGE_OVERHEAD
+    total = stats.total
+    base = tokens_for(total) + overhead
+    per_model: dict[str, ModelEstimate] = {}
+    for ref in refs:
+        est = estimator_for(ref, config, factors)
+        raw = est.raw(total) + overhead
+        tokens = est(total) + overhead
+        if est.family != "default" or est.factor is not None:
+            per_model[ref] = ModelEstimate(tokens, raw, est.family, est.factor)
+    return Need(base, output_tokens, per_model=per_model)
+
+
+def learned_factors(config: Config, rows: Iterable[tuple[str, int, int]]) -> dict[str, float]:
+    """Per learning key (see tokens.learning_key): the median of real/estimated input tokens
+    over its latest successful calls. `rows` are (model ref, real, estimate), newest first."""
+    ratios: dict[str, list[float]] = {}
+    for ref, real, est in rows:
+        if est < LEARN_MIN_ESTIMATE:
+            continue
+        provider = config.providers.get(ref.partition("/")[0])
+        key = learning_key(ref, bool(provider and provider.local))
+        ratios.setdefault(key, []).append(real / est)
+    out = {}
+    for key, values in ratios.items():
+        factor = correction_factor(values)
+        if factor is not None:
+            out[key] = round(factor, 4)
+    return out
