@@ -111,7 +111,8 @@ class Session:
                 self._factors = learned_factors(self.config, self.store.token_counts(min_estimate=LEARN_MIN_ESTIMATE))
         return self._factors
 
-    async def prepare(self, request: Request, availability: Availability | None = None) -> Prepared:
+    async def prepare(self, request: Request, availability: Availability | None = None,
+                      factors: dict[str, float] | None = None) -> Prepared:
         from .estimate import build_need, request_stats
 
         profile = self.profile_for(request)
@@ -119,7 +120,7 @@ class Session:
         messages = [{"role": "user", "content": user_content(request.prompt, request.documents)}]
         options = {**profile.options, **{k: v for k, v in request.options.items() if v is not None}}
         stats = request_stats(request.prompt, request.documents, system)
-        factors = self.token_factors()
+        factors = self.token_factors() if factors is None else factors
         need = build_need(stats, [c.model for c in profile.candidates], self.config, factors,
                           int(options.get("max_output_tokens") or DEFAULT_OUTPUT_TOKENS))
         if availability is None:
@@ -150,26 +151,75 @@ class Session:
             if on_attempt is not None:
                 on_attempt(att)
 
-        try:
-            if prepared.split is not None:
+        async def run(prep: Prepared) -> RunResult:
+            if prep.split is not None:
                 from .longdoc import run_split
 
-                result = await run_split(self, prepared, on_event=on_event, on_attempt=record, on_progress=on_progress)
-            else:
-                result = await self.executor.run(prepared.plan, prepared.messages, prepared.system,
-                                                 on_event=on_event, on_attempt=record)
+                return await run_split(self, prep, on_event=on_event, on_attempt=record, on_progress=on_progress)
+            return await self.executor.run(prep.plan, prep.messages, prep.system, on_event=on_event, on_attempt=record)
+
+        try:
+            result = await run(prepared)
+            for _ in range(MAX_REPLANS):
+                again = None if result.ok else await self._replan_after_overflow(prepared, result)
+                if again is None:
+                    break
+                prepared = again
+                more = await run(again)
+                more.attempts = result.attempts + more.attempts
+                result = more
         except BaseException:
             # Ctrl-C or a cancelled batch: the run is closed as failed, never left "running".
             if run_id is not None:
                 self.store.finish_run(run_id, {"outcome": "failed", "error": "interrupted"})
             raise
-        if not prepared.plan.attempts and prepared.split is None:
+        if not prepared.plan.attempts and prepared.split is None and not result.attempts:
             result.error = no_route_message(prepared.plan)
             if prepared.split_error:
                 result.error += f"; splitting the documents did not help: {prepared.split_error}"
         if run_id is not None:
             self.store.finish_run(run_id, run_summary(result))
         return result, run_id
+
+
+    async def _replan_after_overflow(self, prepared: Prepared, result: RunResult) -> Prepared | None:
+        """A model refused or cut a prompt that the estimate said would fit, so the estimate was
+        low for that model's tokenizer. Raise its correction past what the failure proved and plan
+        again: the request then goes to a larger window, or is split — never answered from a cut."""
+        from .tokens import learning_key
+
+        factors = dict(prepared.factors)
+        changed = False
+        for att in result.attempts:
+            if att.error_kind not in ("context", "truncated") or not att.est_input_tokens:
+                continue
+            provider = self.config.providers.get(att.model.partition("/")[0])
+            if provider is None:
+                continue
+            if att.num_ctx:
+                window = att.num_ctx
+            else:
+                context = self.config.model_info(att.model).context
+                window = (context or 0) - prepared.need.output_tokens
+            if window <= 0:
+                continue
+            key = learning_key(att.model, provider.local)
+            old = factors.get(key) or 1.0
+            # The real count is above the window: aim past it, and at least 25% past the old guess.
+            new = max(old * 1.25, OVERFLOW_MARGIN * window / att.est_input_tokens)
+            if new > factors.get(key, 0.0):
+                factors[key] = new
+                changed = True
+        if not changed:
+            return None
+        again = await self.prepare(prepared.request, prepared.availability, factors=factors)
+        if not again.plan.attempts and again.split is None:
+            return None
+        return again
+
+
+MAX_REPLANS = 2
+OVERFLOW_MARGIN = 1.1
 
 
 def no_route_message(route: RoutePlan) -> str:

@@ -155,3 +155,14 @@ def test_fill():
     with pytest.raises(KeyError):
         fill("{zzz}", {"a": 1})
     assert fill('{"json": "not a placeholder"}', {"a": 1}) == '{"json": "not a placeholder"}'
+
+
+def test_shipped_examples_are_valid():
+    root = Path(__file__).resolve().parents[1] / "prompts"
+    examples = {"questions.jsonl": None, "review.yaml": None, "ideas.txt": None,
+                "translate.csv": "Translate into {language}: {text}"}
+    for name, template in examples.items():
+        good, bad = rows_of(root / name, template=template)
+        assert good and not bad, (name, bad)
+    (private,) = [r for r in rows_of(root / "questions.jsonl")[0] if r.files]
+    assert Path(private.files[0]).is_file()

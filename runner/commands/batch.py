@@ -141,7 +141,12 @@ async def batch_command(options, *, dry_run: bool, as_json: bool, limits: list[s
 
     data = b.summary()
     to_stderr = b.out_path is None  # results are on stdout: keep it clean
-    if as_json and not to_stderr:
+    if as_json and to_stderr:
+        import json
+        import sys
+
+        sys.stderr.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    elif as_json:
         print_json(data)
     else:
         summary_table(b, data, to_stderr=to_stderr)

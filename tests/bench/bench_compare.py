@@ -1,7 +1,7 @@
 """Benchmark for `runner compare`. Run: python tests/bench/bench_compare.py [--prompts 50]
 
-A 50-prompt × 4-model comparison against loopback fakes with fixed latencies (50/100/150/200 ms,
-one model per provider) and known limits: Ollama `num_parallel: 4`, hosted providers 8 each, and
+A 50-prompt × 4-model comparison against loopback fakes (in a child process, as servers would be)
+with fixed latencies (50/100/150/200 ms, one model per provider) and known limits: Ollama `num_parallel: 4`, hosted providers 8 each, and
 the global `--concurrency`. The ideal wall time is the largest of
   - per provider: ceil(cells / provider limit) × the model's latency (the slowest lane), and
   - globally: the sum of every cell's latency / concurrency,
@@ -52,7 +52,11 @@ def ideal_seconds(n_prompts: int, concurrency: int) -> tuple[float, str]:
     return lanes[slowest], f"{slowest}: ceil({n_prompts}/{limit}) × {dict((r, x) for r, _, x in MODELS)[slowest] * 1000:.0f} ms"
 
 
-def start_fakes():
+def serve() -> None:
+    """Child process: run the fakes, print their URLs, serve until stdin closes. In their own
+    process the fakes do not compete with the runner for the GIL, as real servers would not."""
+    import json
+
     from tests.fakes import FakeAnthropic, FakeOllama, FakeOpenAI
     from tests.fakes.ollama import default_models
 
@@ -63,16 +67,38 @@ def start_fakes():
         "openai": FakeOpenAI({"gpt-4.1": 1_047_576}),
     }
     for ref, provider, latency in MODELS:
-        fake = fakes[provider]
-        fake.ttft_s = latency  # the whole answer arrives at once after this
-        fake.start()
-    os.environ["OLLAMA_HOST"] = fakes["ollama"].url
-    os.environ["OPENAI_BASE_URL"] = fakes["openai"].url + "/v1"
+        fakes[provider].ttft_s = latency  # the whole answer arrives at once after this
+        fakes[provider].start()
+    print(json.dumps({name: fake.url for name, fake in fakes.items()}), flush=True)
+    sys.stdin.read()
+    print(json.dumps({name: fake.max_concurrent_seen for name, fake in fakes.items()}), flush=True)
+    for fake in fakes.values():
+        fake.stop()
+
+
+def start_fakes():
+    import json
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, cwd=ROOT)
+    urls = json.loads(child.stdout.readline())
+    os.environ["OLLAMA_HOST"] = urls["ollama"]
+    os.environ["OPENAI_BASE_URL"] = urls["openai"] + "/v1"
     for name in ("deepseek", "anthropic"):
-        os.environ[f"{name.upper()}_BASE_URL"] = fakes[name].url
+        os.environ[f"{name.upper()}_BASE_URL"] = urls[name]
     for name in ("openai", "deepseek", "anthropic"):
         os.environ[f"{name.upper()}_API_KEY"] = "test-key"
-    return fakes
+    return child
+
+
+def stop_fakes(child) -> dict:
+    import json
+
+    child.stdin.close()
+    seen = json.loads(child.stdout.readline() or "{}")
+    child.wait(timeout=30)
+    return seen
 
 
 WARM_UP: list[float] = []
@@ -129,8 +155,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3, help="runs per setting; the median is reported")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    fakes = start_fakes()
+    if args.serve:
+        serve()
+        return
+    child = start_fakes()
     time_warm_up()
     try:
         ideal, why = ideal_seconds(args.prompts, 16)
@@ -147,12 +177,9 @@ def main() -> None:
                   f"{wall:.2f} s (median of {args.runs}) vs ideal {ideal:.2f} s [{why}] → "
                   f"ratio {wall / ideal:.2f} (target ≤ 1.30); {ok}/{cells} answers; "
                   f"report build + HTML + Markdown {rendered * 1000:.0f} ms")
-        seen = {p: f.max_concurrent_seen for p, f in fakes.items()}
-        print(f"most concurrent requests seen per provider: {seen} "
-              f"(limits: ollama {OLLAMA_PARALLEL}, hosted {HOSTED})")
     finally:
-        for fake in fakes.values():
-            fake.stop()
+        seen = stop_fakes(child)
+    print(f"most concurrent requests seen per provider: {seen} (limits: ollama {OLLAMA_PARALLEL}, hosted {HOSTED})")
 
 
 if __name__ == "__main__":
