@@ -222,15 +222,6 @@ def _warm_up(session, plan: Plan) -> None:
     HTTP client, load the price data): done mid-run it would block the event loop and be counted
     in whichever cells were streaming at that moment, so the latencies compared would not be
     the models' alone."""
-    import httpcore  # noqa: F401 - httpx loads it on the first client
-
-    try:
-        import anyio
-
-        anyio.Event()  # httpcore's first request loads anyio's asyncio backend through this
-    except Exception:  # noqa: BLE001 - only a warm-up
-        pass
-
     config = session.config
     refs = [c.model for c in plan.columns if c.model] + ([plan.judge] if plan.judge else [])
     for c in plan.columns:
@@ -241,12 +232,7 @@ def _warm_up(session, plan: Plan) -> None:
         if provider is None or (provider.key_env and not provider.api_key()):
             continue  # not callable: its cells fail at once, with the reason
         try:
-            if provider.protocol == "ollama":
-                import ollama  # noqa: F401
-            backend = session.pool.get(provider.name)
-            http = getattr(backend, "_http", None)  # SSE backends build their HTTP client (and TLS context) lazily
-            if hasattr(http, "_get_client"):
-                http._get_client()
+            session.pool.get(provider.name).warm(session.executor.timeouts())
             session.pricing.estimate(ref, 1000, 1000)
         except Exception:  # noqa: BLE001 - only a warm-up: the real call reports any problem
             pass

@@ -165,11 +165,12 @@ class Executor:
         text: list[str] = []
         thinking: list[str] = []
         done: Done | None = None
+        backend = self.pool.get(attempt.provider)
+        backend.warm(call.timeouts)  # one-time client set-up is ours, not the model's latency
         await self.limiter.acquire(attempt.provider)
         start = time.perf_counter()
         first = None
         try:
-            backend = self.pool.get(attempt.provider)
             # aclosing: a timeout or cancel mid-stream releases the connection at once.
             async with asyncio.timeout(call.timeouts.total), contextlib.aclosing(backend.stream(call)) as events:
                 async for event in events:

@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage
+from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
 from .sse import SSEClient, drain, load_json, stream_error
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -64,6 +64,9 @@ class AnthropicBackend:
         elif call.temperature is not None:  # the API rejects temperature with thinking on
             body["temperature"] = call.temperature
         return body
+
+    def warm(self, timeouts: Timeouts) -> None:
+        self._http.warm()
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
         input_tokens = cache_read = cache_write = 0

@@ -152,6 +152,20 @@ class Backend(Protocol):
     that ends without the protocol's end marker is a failure, never a short answer.
     """
 
+    def warm(self, timeouts: Timeouts) -> None:
+        """Build clients and load modules now, so a metered call times the server, not our setup."""
+        ...
+
     async def stream(self, call: Call) -> AsyncIterator[Event]: ...
 
     async def aclose(self) -> None: ...
+
+
+def warm_http() -> None:
+    """httpx defers some imports to its first request (httpcore's anyio backend); do them now."""
+    try:
+        import anyio
+
+        anyio.Event()
+    except Exception:  # only a warm-up: the real call reports any problem
+        pass

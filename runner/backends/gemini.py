@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage
+from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
 from .redact import redact
 from .sse import SSEClient, load_json, stream_error
 
@@ -63,6 +63,9 @@ class GeminiBackend:
         if config:
             body["generationConfig"] = config
         return body
+
+    def warm(self, timeouts: Timeouts) -> None:
+        self._http.warm()
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
         meta: dict[str, Any] | None = None

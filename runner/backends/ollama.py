@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage
+from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
 from .thinktags import ThinkTagSplitter
 from ..tokens import ESTIMATE_MARGIN
 
@@ -24,16 +24,25 @@ class OllamaBackend:
         self._client = None
         self._timeouts = None
 
+    def warm(self, timeouts: Timeouts) -> None:
+        from .base import warm_http
+
+        warm_http()
+        self._client_for(timeouts)
+
     def _get_client(self, call: Call):
+        return self._client_for(call.timeouts)
+
+    def _client_for(self, t: Timeouts):
         import ollama  # heavy (pydantic): loaded only when a local call is made
 
-        timeouts = (call.timeouts.connect, call.timeouts.first_token)
+        timeouts = (t.connect, t.first_token)
         if self._client is None or self._timeouts != timeouts:
             kwargs: dict[str, Any] = {}
             if self._transport is not None:
                 kwargs["transport"] = self._transport
             # The client's default timeout is none at all; a stalled server would hang forever.
-            timeout = httpx.Timeout(connect=call.timeouts.connect, read=call.timeouts.first_token, write=60.0, pool=60.0)
+            timeout = httpx.Timeout(connect=t.connect, read=t.first_token, write=60.0, pool=60.0)
             self._client = ollama.AsyncClient(host=self.host, timeout=timeout, **kwargs)
             self._timeouts = timeouts
         return self._client

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage
+from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
 from .sse import SSEClient, drain, load_json, stream_error
 
 # Compatible servers use their own words for the two ordinary endings.
@@ -74,6 +74,9 @@ class OpenAIBackend:
         # Extra fields for one server, named like the OpenAI SDK's extra_body.
         body.update(call.backend_options.get("extra_body") or {})
         return body
+
+    def warm(self, timeouts: Timeouts) -> None:
+        self._http.warm()
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
         usage: dict[str, Any] | None = None

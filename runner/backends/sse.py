@@ -273,6 +273,12 @@ class SSEClient:
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
+    def warm(self) -> None:
+        from .base import warm_http
+
+        warm_http()
+        self._get_client()
+
     def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
