@@ -324,13 +324,16 @@ class Batch:
 
         try:
             await self.engine.run(self.todo(unreadable), self._on_result, admit=self.budget.admit, on_start=on_start)
+        except BaseException:
+            self.close()  # what was written stays; no compaction on the way out of a failure
+            raise
         finally:
             self.elapsed = time.perf_counter() - self.started_at
             if self.engine.stopped == "admit":
                 self.stopped = "budget"
             elif self.engine.stopped in ("interrupt", "abandon"):
                 self.stopped = "interrupted"
-            self.finish()
+        self.finish()
         return self.exit_code()
 
     def interrupt(self) -> bool:
@@ -354,7 +357,13 @@ class Batch:
         row: Row = outcome.job.key
         rec = self.record(row, outcome)
         assert self.writer is not None
-        self.writer.write(rec)
+        try:
+            self.writer.write(rec)
+        except OSError as exc:  # disk full, standard output closed…: every earlier row is safe
+            if self.writer.path is None:
+                raise UserError(f"standard output was closed after {self.done:,} rows ({exc.strerror or exc})") from None
+            raise UserError(f"cannot write to {self.writer.shown} ({exc.strerror or exc}); the {self.done:,} rows "
+                            "written are kept; fix it and run the same command again to resume") from None
         self.done += 1
         cost = rec["cost_usd"]
         if self.budget is not None:

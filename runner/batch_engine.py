@@ -279,7 +279,7 @@ class Engine:
     async def _run_one(self, item: _Item) -> None:
         job = item.job
         if item.prepared is None:
-            await _maybe_await(self._on_result(Outcome(job, None, None, error=item.error, requeues=item.requeues)))
+            await self._report(Outcome(job, None, None, error=item.error, requeues=item.requeues))
             return
         try:
             result, run_id = await self.session.answer(item.prepared, kind=self.kind, group_id=self.group_id,
@@ -287,11 +287,11 @@ class Engine:
         except (asyncio.CancelledError, KeyboardInterrupt):
             raise
         except UserError as exc:
-            await _maybe_await(self._on_result(Outcome(job, item.prepared, None, error=str(exc), requeues=item.requeues)))
+            await self._report(Outcome(job, item.prepared, None, error=str(exc), requeues=item.requeues))
             return
         except Exception as exc:  # noqa: BLE001 - one row's surprise must not sink the batch
-            await _maybe_await(self._on_result(Outcome(job, item.prepared, None, requeues=item.requeues,
-                                                        error=f"internal error: {type(exc).__name__}: {exc}")))
+            await self._report(Outcome(job, item.prepared, None, requeues=item.requeues,
+                                       error=f"internal error: {type(exc).__name__}: {exc}"))
             return
         if (not result.ok and item.requeues < self.max_requeues and self.stopped is None
                 and _only_rate_limited(result)):
@@ -300,7 +300,21 @@ class Engine:
             self._lanes.setdefault(item.lane, deque()).appendleft(item)
             self._buffered += 1
             return
-        await _maybe_await(self._on_result(Outcome(job, item.prepared, result, run_id, requeues=item.requeues)))
+        await self._report(Outcome(job, item.prepared, result, run_id, requeues=item.requeues))
+
+    async def _report(self, outcome: Outcome) -> None:
+        """Hand one outcome to on_result; once on_result has failed, nothing more is reported."""
+        if self._failure is not None:
+            return
+        try:
+            await _maybe_await(self._on_result(outcome))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            if self._failure is None:
+                self._failure = exc
+                self.abandon()
+            raise
 
 
 async def run_jobs(session: Session, jobs: Iterable[Job] | AsyncIterable[Job], concurrency: int,

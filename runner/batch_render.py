@@ -35,6 +35,10 @@ def fmt_usd(x: float | None) -> str:
         return "price unknown"
     if x == 0:
         return "$0"
+    if x < 1e-6:
+        return "<$0.000001"
+    if x < 0.01:  # a few cheap calls: show the digits, never a made-up $0.0000
+        return f"${x:.7f}".rstrip("0")
     return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
 
 

@@ -103,7 +103,7 @@ def encode_csv(record: dict[str, Any], header: bool = False) -> bytes:
     if header:
         w.writerow(CSV_FIELDS)
     w.writerow([_csv_value(record.get(k)) for k in CSV_FIELDS])
-    return buf.getvalue().encode("utf-8")
+    return buf.getvalue().encode("utf-8", "replace")
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -277,16 +277,16 @@ class ResultsWriter:
         if self._own_fd:
             now = time.monotonic()
             if now - self._last_sync >= FSYNC_EVERY_S:
-                os.fsync(self.fd)
+                _sync(self.fd)
                 self._last_sync = now
 
     def close(self) -> None:
-        if self.fd is not None and self._own_fd:
+        fd, self.fd = self.fd, None
+        if fd is not None and self._own_fd:
             try:
-                os.fsync(self.fd)
+                _sync(fd)
             finally:
-                os.close(self.fd)  # also releases the lock
-        self.fd = None
+                os.close(fd)  # also releases the lock
 
     def compact(self) -> int:
         """Rewrite the file keeping only the last record of each id; returns records dropped."""
@@ -358,6 +358,15 @@ def _record_spans(path: Path, fmt: str) -> Iterator[tuple[str, int, int, bool]]:
                 rid = rec[header.index("id")] if len(rec) == len(header) else f"\0corrupt{start}"
                 yield rid, start, consumed, False
             start = consumed
+
+
+def _sync(fd: int) -> None:
+    """Against power loss only (a killed process loses nothing the OS has); a pipe or a device
+    that cannot fsync is no reason to fail."""
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -339,3 +339,68 @@ def test_default_out_next_to_the_working_dir(cli, tmp_path, fake_openai, use, mo
     r = cli("batch", str(src), "--model", "openai/gpt-4.1")
     assert r.code == 0, r.stderr
     assert len(read_out(work / "questions.results.jsonl")) == 1
+
+
+def test_rows_attach_files_relative_to_the_prompt_file(cli, tmp_path, fake_openai, use):
+    use(fake_openai, "openai")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.md").write_text("The launch moved to Thursday.")
+    src = write_jsonl(tmp_path / "p.jsonl", [
+        {"id": "with-doc", "prompt": "When is the launch?", "files": ["docs/notes.md"]},
+        {"id": "missing-doc", "prompt": "x", "files": "docs/nope.md"},
+    ])
+    r = cli("batch", str(src), "--out", str(tmp_path / "o.jsonl"), "--model", "openai/gpt-4.1")
+    assert r.code == 1 and "line 2 (missing-doc):" in r.stderr and "nope.md: no such file" in r.stderr
+    (req,) = chat_requests(fake_openai)
+    content = req.json["messages"][-1]["content"]
+    assert "The launch moved to Thursday." in content and content.endswith("When is the launch?")
+
+
+def test_progress_is_quiet_off_a_terminal_and_json_goes_where_results_do_not(cli, tmp_path, fake_openai, use):
+    use(fake_openai, "openai")
+    src = write_jsonl(tmp_path / "p.jsonl", [{"prompt": f"q{i}"} for i in range(3)])
+    r = cli("batch", str(src), "--out", "-", "--model", "openai/gpt-4.1", "--json")
+    assert r.code == 0
+    assert len(r.stdout.splitlines()) == 3  # stdout: the results only
+    summary = json.loads(r.stderr)  # stderr: the summary, and no progress bar
+    assert summary["ok"] == 3 and summary["out"] == "-"
+    assert "━" not in r.stderr
+
+
+def test_progress_bar_on_a_terminal(tmp_path, fake_openai, use, monkeypatch):
+    import asyncio
+
+    from rich.console import Console
+
+    import runner.batch_render as render
+    from runner.batch import Batch, BatchOptions
+    from runner.config import load_config
+
+    use(fake_openai, "openai")
+    fake_openai.ttft_s = 0.2
+    console = Console(record=True, force_terminal=True, width=140)
+    monkeypatch.setattr(render, "err", console)
+    src = write_jsonl(tmp_path / "p.jsonl", [{"prompt": f"q{i}"} for i in range(4)])
+
+    async def main():
+        b = Batch(load_config(), BatchOptions(file=src, out=str(tmp_path / "o.jsonl"), model="openai/gpt-4.1"))
+        b.read()
+        try:
+            with render.ProgressView(b, enabled=True):
+                await asyncio.sleep(0.3)  # let the bar draw once before anything runs
+                return await b.run()
+        finally:
+            await b.session.aclose()
+
+    assert asyncio.run(main()) == 0
+    text = console.export_text()
+    assert "batch" in text and "4/4" in text and "✗ 0" in text and "▶" in text and "tok" in text and "ETA" in text
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_results_file_that_cannot_be_written_is_one_line(cli, tmp_path, fake_openai, use):
+    use(fake_openai, "openai")
+    src = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "q"}])
+    r = cli("batch", str(src), "--out", "/dev/full", "--model", "openai/gpt-4.1")
+    assert r.code == 2 and "cannot write to /dev/full (No space left on device)" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -86,6 +86,7 @@ def _has_other_options(o) -> bool:
 async def batch_command(options, *, dry_run: bool, as_json: bool, limits: list[str] = ()) -> int:
     import asyncio
     import signal
+    import sys
 
     from ..batch import Batch
     from ..batch_render import ProgressView, bad_rows, closing_notes, dry_run as show_dry_run, summary_table
@@ -122,6 +123,8 @@ async def batch_command(options, *, dry_run: bool, as_json: bool, limits: list[s
                 b.interrupt()  # terminate: abandon the running rows now
             elif b.interrupt():
                 err.print("[yellow]abandoning the running rows[/]")
+            elif not sys.stderr.isatty():  # on a terminal the progress bar says so
+                err.print(f"[yellow]stopping:[/] finishing the {b.running:,} running rows (Ctrl-C again to abandon them)")
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -143,7 +146,6 @@ async def batch_command(options, *, dry_run: bool, as_json: bool, limits: list[s
     to_stderr = b.out_path is None  # results are on stdout: keep it clean
     if as_json and to_stderr:
         import json
-        import sys
 
         sys.stderr.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     elif as_json:

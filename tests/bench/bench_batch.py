@@ -189,6 +189,11 @@ def bench_flat(n: int = 100_000) -> None:
 
 
 class InstantBackend:
+    """The Backend protocol (runner/backends/base.py) with nothing behind it."""
+
+    def warm(self, timeouts) -> None:
+        return None
+
     async def stream(self, call):
         from runner.backends import Done, TextDelta, Usage
 
