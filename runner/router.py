@@ -115,6 +115,8 @@ Pricer = Callable[[str, int, int], "float | None"]
 
 def fmt_tokens(n: int) -> str:
     """32768 → '32K' (windows are powers of two), 60000 → '60K', 1000000 → '1M'."""
+    if n <= 0:
+        return str(n)
     if n % (1 << 20) == 0:
         return f"{n >> 20}M"
     if n % 1024 == 0 and n >= 1024:

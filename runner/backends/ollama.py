@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
+from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts, tls_context
 from .thinktags import ThinkTagSplitter
 from ..tokens import ESTIMATE_MARGIN
 
@@ -38,7 +38,7 @@ class OllamaBackend:
 
         timeouts = (t.connect, t.first_token)
         if self._client is None or self._timeouts != timeouts:
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = {"verify": tls_context()}
             if self._transport is not None:
                 kwargs["transport"] = self._transport
             # The client's default timeout is none at all; a stalled server would hang forever.

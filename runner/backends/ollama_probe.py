@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from ..router import LocalModel, OllamaStatus
+from .base import tls_context
 
 PROBE_TIMEOUT = httpx.Timeout(connect=1.5, read=5.0, write=5.0, pool=5.0)
 
@@ -21,7 +22,7 @@ PROBE_TIMEOUT = httpx.Timeout(connect=1.5, read=5.0, write=5.0, pool=5.0)
 async def probe_ollama(host: str, cache_file: Path | None = None,
                        transport: httpx.AsyncBaseTransport | None = None) -> OllamaStatus:
     """Status of the server at `host`, with the context length and capabilities of each pulled model."""
-    async with httpx.AsyncClient(base_url=host, timeout=PROBE_TIMEOUT, transport=transport) as client:
+    async with httpx.AsyncClient(base_url=host, timeout=PROBE_TIMEOUT, transport=transport, verify=tls_context()) as client:
         try:
             version_resp, tags_resp = await asyncio.gather(client.get("/api/version"), client.get("/api/tags"))
             tags_resp.raise_for_status()

@@ -15,7 +15,7 @@ from typing import Any, AsyncIterable, AsyncIterator, Iterable
 
 import httpx
 
-from .base import BackendError, Call, Timeouts, error_from_status, parse_retry_after
+from .base import BackendError, Call, Timeouts, error_from_status, parse_retry_after, tls_context
 from .redact import redact
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -282,7 +282,7 @@ class SSEClient:
     def _get_client(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=self._transport, timeout=http_timeout(Timeouts()),
+                transport=self._transport, timeout=http_timeout(Timeouts()), verify=tls_context(),
                 # The per-provider limiter caps concurrency, not the pool: httpx's defaults (100
                 # connections, 20 kept alive) would reconnect on every call beyond 20 at once.
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
