@@ -347,7 +347,8 @@ def _finish(raw: _Raw | BadRow, defaults: dict[str, Any], base: Path, ids: _Ids)
         prompt = defaults.get("prompt")
     if prompt is None or not str(prompt).strip():
         near = [k for k in data if k not in ROW_KEYS and difflib.get_close_matches(k, ["prompt"], n=1)]
-        hint = f" (is '{near[0]}' a misspelt 'prompt'?)" if near else ""
+        hint = (f" (is '{near[0]}' a misspelt 'prompt'?)" if near
+                else " (give the row a prompt, or the command --template \"… {column} …\")" if raw.extra_vars or data else "")
         return BadRow(raw.line, "no prompt" + hint, rid)
     system = data.get("system", defaults.get("system"))
     if variables:

@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import UserError
 from .common import guard
 
 
@@ -86,6 +87,13 @@ def stats(
 
     config = load_config()
     config.split_ref(versus)
+    if since is not None:
+        from datetime import date
+
+        try:
+            since = date.fromisoformat(since).isoformat()
+        except ValueError:
+            raise UserError(f"--since must be a date like 2026-11-01, not '{since}'") from None
     attempts = open_store(config.home).attempts_since(since)
     summary = summarise(attempts, config, Pricing(config), versus)
     if as_json:
