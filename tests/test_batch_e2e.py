@@ -158,9 +158,7 @@ def test_local_and_hosted_rows_run_at_the_same_time(cli, tmp_path, fake_ollama, 
         rows.append({"id": f"hosted{i}", "prompt": f"hosted question {i}", "model": "openai/gpt-4.1"})
     src = write_jsonl(tmp_path / "p.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    t = time.monotonic()
     r = cli("batch", str(src), "--out", str(out), "--concurrency", "8")
-    wall = time.monotonic() - t
     assert r.code == 0, r.stderr
     assert len(read_out(out)) == 8
     assert fake_ollama.max_concurrent_seen == 1  # ollama.num_parallel defaults to 1
@@ -168,7 +166,6 @@ def test_local_and_hosted_rows_run_at_the_same_time(cli, tmp_path, fake_ollama, 
     local = sorted(q.time for q in chat_requests(fake_ollama))
     hosted = sorted(q.time for q in chat_requests(fake_openai))
     assert hosted[-1] < local[1]  # every hosted row was sent while the first local one ran
-    assert wall < 8 * 0.25  # local rows one at a time (4 × 0.25 s), hosted ones alongside
 
 
 def test_limits_per_backend(cli, tmp_path, fake_ollama, fake_openai, use, home):
