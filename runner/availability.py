@@ -12,7 +12,15 @@ async def gather_availability(config: Config, refs: list[str]) -> Availability:
     """Probe only what the candidate refs need: an Ollama server nobody asked for is not asked."""
     from .backends.ollama_probe import probe_ollama
 
-    keys = frozenset(name for name, p in config.providers.items() if p.key_env and p.api_key())
+    from .errors import UserError
+
+    keys, key_errors = set(), {}
+    for name, p in config.providers.items():
+        try:
+            if p.key_env and p.api_key():
+                keys.add(name)
+        except UserError as exc:  # a mangled key skips its provider, with the reason; others still run
+            key_errors[name] = str(exc)
     names: list[str] = []
     for ref in refs:
         name = ref.partition("/")[0]
@@ -22,4 +30,4 @@ async def gather_availability(config: Config, refs: list[str]) -> Availability:
     cache = config.home / "cache" / "ollama-show.json"
     statuses = await asyncio.gather(*(probe_ollama(config.providers[n].base_url, cache) for n in names))
     ollama: dict[str, OllamaStatus] = dict(zip(names, statuses))
-    return Availability(ollama=ollama, keys=keys)
+    return Availability(ollama=ollama, keys=frozenset(keys), key_errors=key_errors)

@@ -32,7 +32,8 @@ from .batch_input import BadRow, Row, detect_format, read_rows
 from .batch_results import ResultsWriter, ResumeState, check_out_path, output_format, read_state
 from .config import Config
 from .errors import UserError
-from .session import Prepared, Request, Session, result_json
+from .session import Prepared, Request, Session, _round, result_json
+from .stats import percentile
 from .store import now_iso
 
 DEFAULT_CONCURRENCY = 8
@@ -77,22 +78,17 @@ class ModelStats:
     def summary(self) -> dict[str, Any]:
         return {
             "model": self.model, "rows": self.rows, "failed": self.failed,
-            "latency_ms_p50": percentile(self.latency_ms, 50), "latency_ms_p95": percentile(self.latency_ms, 95),
-            "ttft_ms_p50": percentile(self.ttft_ms, 50), "ttft_ms_p95": percentile(self.ttft_ms, 95),
-            "tokens_per_s_p50": percentile(self.tokens_per_s, 50),
+            "latency_ms_p50": _p(self.latency_ms, 50), "latency_ms_p95": _p(self.latency_ms, 95),
+            "ttft_ms_p50": _p(self.ttft_ms, 50), "ttft_ms_p95": _p(self.ttft_ms, 95),
+            "tokens_per_s_p50": _p(self.tokens_per_s, 50),
             "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
             "cost_usd": None if self.cost_unknown and not self.cost_usd else round(self.cost_usd, 6),
             "cost_unknown_rows": self.cost_unknown,
         }
 
 
-def percentile(values, pct: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(pct / 100 * len(ordered) + 0.5)) - 1))
-    return round(ordered[k], 1)
+def _p(values, q: float) -> float | None:
+    return _round(percentile(values, q))
 
 
 class Budget:
@@ -162,7 +158,8 @@ class Batch:
         self.budget: Budget | None = None
         self.batch_id = ""
         # live counters
-        self.done = self.ok = self.failed = self.running = 0
+        self.done = self.ok = self.failed = 0
+        self._running: set[int] = set()  # id() of the jobs started and not yet reported
         self.tokens = 0
         self.cost = 0.0
         self.models: dict[str, ModelStats] = {}
@@ -196,8 +193,9 @@ class Batch:
                 raise UserError(f"--limit {name}={n}: unknown provider; known providers: {', '.join(sorted(self.config.providers))}")
             if n < 1:
                 raise UserError(f"--limit {name}={n}: a limit must be at least 1")
-        if self.o.max_cost is not None and self.o.max_cost < 0:
-            raise UserError("--max-cost must be zero or more US dollars")
+        from .commands.common import check_max_cost
+
+        check_max_cost(self.o.max_cost)
         if self.o.max_tokens is not None and self.o.max_tokens <= 0:
             raise UserError("--max-tokens must be a positive number")
 
@@ -318,12 +316,9 @@ class Batch:
             self._record(Outcome(Job(Request(prompt=row.prompt, task=self.route_of(row)[0]), row.id, row), None, None,
                                  error=error))
 
-        def on_start(job: Job, prepared: Prepared | None) -> None:
-            self.running += 1
-            self._changed()
-
         try:
-            await self.engine.run(self.todo(unreadable), self._on_result, admit=self.budget.admit, on_start=on_start)
+            await self.engine.run(self.todo(unreadable), self._on_result, admit=self.budget.admit,
+                                  on_start=self._on_start)
         except BaseException:
             self.close()  # what was written stays; no compaction on the way out of a failure
             raise
@@ -347,9 +342,19 @@ class Batch:
         self.engine.stop("interrupt")
         return False
 
+    @property
+    def running(self) -> int:
+        """Rows started and not yet finished. A row re-queued after a 429 starts again but is
+        reported once, so rows are counted by identity, not by start events."""
+        return len(self._running)
+
+    def _on_start(self, job: Job, prepared: Prepared | None) -> None:
+        self._running.add(id(job))
+        self._changed()
+
     def _on_result(self, outcome: Outcome) -> None:
         self._record(outcome)
-        self.running -= 1
+        self._running.discard(id(outcome.job))
         self._changed()
 
     def _record(self, outcome: Outcome) -> None:

@@ -30,18 +30,6 @@ def fmt_tokens_short(n: int) -> str:
     return str(n)
 
 
-def fmt_usd(x: float | None) -> str:
-    if x is None:
-        return "price unknown"
-    if x == 0:
-        return "$0"
-    if x < 1e-6:
-        return "<$0.000001"
-    if x < 0.01:  # a few cheap calls: show the digits, never a made-up $0.0000
-        return f"${x:.7f}".rstrip("0")
-    return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
-
-
 def bad_rows(batch: Batch) -> None:
     scan = batch.scan
     for b in scan.bad[:BAD_ROWS_SHOWN]:
@@ -76,7 +64,7 @@ class ProgressView:
         class Counters(ProgressColumn):
             def render(self, task) -> Text:
                 info = (f"[red]✗ {batch.failed:,}[/] · ▶ {batch.running:,} · {fmt_tokens_short(batch.tokens)} tok · "
-                        f"{fmt_usd(batch.cost)}")
+                        f"{fmt_cost(batch.cost)}")
                 if batch.engine is not None and batch.engine.stopped == "interrupt":
                     info += " · [yellow]finishing the running rows (Ctrl-C again to abandon them)[/]"
                 return Text.from_markup(info)
@@ -169,23 +157,23 @@ async def dry_run(batch: Batch, as_json: bool) -> int:
         for col, justify in (("first model", "left"), ("rows", "right"), ("est. cost", "right")):
             table.add_column(col, justify=justify)
         for m in summary["models"]:
-            cost = fmt_usd(m["est_cost_usd"]) + (f" + {m['unknown']} unknown" if m["unknown"] else "")
+            cost = fmt_cost(m["est_cost_usd"]) + (f" + {m['unknown']} unknown" if m["unknown"] else "")
             table.add_row(escape(m["model"]), fmt_count(m["rows"]), cost)
         out.print()
         out.print(table)
     done = summary["already_done"]
     out.print(f"{fmt_count(batch.scan.todo)} rows to send"
               + (f" ({fmt_count(done)} already answered in {escape(summary['out'])})" if done else "")
-              + f" · estimated total {fmt_usd(total)}"
+              + f" · estimated total {fmt_cost(total)}"
               + (f" + {unknown:,} rows of unknown price" if unknown else "")
               + (f" · [red]{no_route:,} rows have no model that can take them[/]" if no_route else "")
               + " · nothing was sent")
     if batch.o.max_cost is not None:
         spent = batch.state.cost_usd
         fits = spent + total <= batch.o.max_cost
-        out.print(f"--max-cost {fmt_usd(batch.o.max_cost)}: " + (
+        out.print(f"--max-cost {fmt_cost(batch.o.max_cost)}: " + (
             "fits" if fits else "[yellow]the batch would stop before the end[/]")
-            + (f" (already spent {fmt_usd(spent)})" if spent else ""))
+            + (f" (already spent {fmt_cost(spent)})" if spent else ""))
     return 0
 
 
@@ -204,9 +192,9 @@ def summary_table(batch: Batch, data: dict[str, Any], to_stderr: bool = False) -
         head += f", {fmt_count(data['not_started'])} not started"
     if data["bad_rows"]:
         head += f", [yellow]{fmt_count(data['bad_rows'])} bad[/]"
-    head += f" · {data['elapsed_s']:.1f} s · {fmt_usd(data['cost_usd'])}"
+    head += f" · {data['elapsed_s']:.1f} s · {fmt_cost(data['cost_usd'])}"
     if data["total_cost_usd"] != data["cost_usd"]:
-        head += f" (file total {fmt_usd(data['total_cost_usd'])})"
+        head += f" (file total {fmt_cost(data['total_cost_usd'])})"
     console.print(head)
     if not data["models"]:
         return
@@ -215,7 +203,7 @@ def summary_table(batch: Batch, data: dict[str, Any], to_stderr: bool = False) -
     for col in ("rows", "failed", "latency p50/p95", "first token p50/p95", "tok/s", "tokens in/out", "cost"):
         table.add_column(col, justify="right", no_wrap=True)
     for m in data["models"]:
-        cost = fmt_usd(m["cost_usd"]) if m["cost_usd"] is not None else "price unknown"
+        cost = fmt_cost(m["cost_usd"])
         if m["cost_unknown_rows"] and m["cost_usd"] is not None:
             cost += f" + {m['cost_unknown_rows']} unknown"
         tps = f"{m['tokens_per_s_p50']:,.0f}" if m["tokens_per_s_p50"] is not None else "–"
@@ -235,9 +223,9 @@ def closing_notes(batch: Batch, data: dict[str, Any], resume_cmd: str) -> None:
     """Why the batch stopped and how to go on: stderr, one or two lines."""
     if data["stopped"] == "budget":
         b = batch.budget
-        nxt = f"; the next row was estimated at {fmt_usd(b.refused_estimate)}" if b and b.refused_estimate is not None else ""
-        err.print(f"[yellow]budget reached:[/] {fmt_usd(data['total_cost_usd'])} spent of --max-cost "
-                  f"{fmt_usd(data['max_cost_usd'])}{nxt}; {fmt_count(data['not_started'])} rows not started. "
+        nxt = f"; the next row was estimated at {fmt_cost(b.refused_estimate)}" if b and b.refused_estimate is not None else ""
+        err.print(f"[yellow]budget reached:[/] {fmt_cost(data['total_cost_usd'])} spent of --max-cost "
+                  f"{fmt_cost(data['max_cost_usd'])}{nxt}; {fmt_count(data['not_started'])} rows not started. "
                   f"Go on with a larger budget: {escape(resume_cmd)} --max-cost …")
     elif data["stopped"] == "interrupted":
         err.print(f"[yellow]interrupted:[/] {fmt_count(data['ran'])} rows written, {fmt_count(data['not_started'])} "

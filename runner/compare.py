@@ -229,7 +229,7 @@ def _warm_up(session, plan: Plan) -> None:
             refs += [cand.model for cand in config.profile(c.task).candidates]
     for ref in dict.fromkeys(refs):
         provider = config.providers.get(ref.partition("/")[0])
-        if provider is None or (provider.key_env and not provider.api_key()):
+        if provider is None or (provider.key_env and not provider.usable_key()):
             continue  # not callable: its cells fail at once, with the reason
         try:
             session.pool.get(provider.name).warm(session.executor.timeouts())

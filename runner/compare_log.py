@@ -49,22 +49,24 @@ def load_comparison(store: Store, comparison_id: str) -> Comparison:
 
 
 def record(r: dict[str, Any]) -> dict[str, Any]:
-    """A logged run in the `ask --json` shape (what a live cell holds)."""
-    from .session import attempt_json
+    """A logged run as a live cell holds it: the `ask --json` shape."""
+    rec = run_json(r)
+    if r["outcome"] == "running":  # the comparison was interrupted before this cell finished
+        rec["error"] = "interrupted before it finished"
+    return rec
 
-    outcome = r["outcome"]
-    error = r["error"]
-    if outcome == "running":  # the comparison was interrupted before this cell finished
-        error = "interrupted before it finished"
+
+def run_json(r: dict[str, Any]) -> dict[str, Any]:
+    """A run-log row in the shape of `ask --json` (session.result_json): the same fields, rounded
+    the same way, its attempts through session.attempt_json. `runner log --json` adds the row's
+    own columns to it; `compare --from-log` rebuilds its cells from it."""
+    from .session import _round, attempt_json
+
     return {
-        "id": r["id"], "model": r["model"], "task": r["task"], "ok": outcome == "ok", "error": error,
+        "id": r["id"], "model": r["model"], "task": r["task"], "ok": r["outcome"] == "ok", "error": r["error"],
         "text": r["text"], "thinking": r["thinking"], "input_tokens": r["input_tokens"],
         "output_tokens": r["output_tokens"], "tokens_estimated": bool(r["tokens_estimated"]),
         "ttft_ms": _round(r["ttft_ms"]), "latency_ms": _round(r["latency_ms"]),
         "tokens_per_s": _round(r["tokens_per_s"]), "cost_usd": r["cost_usd"],
         "attempts": [attempt_json(a) for a in r["attempts"]],
     }
-
-
-def _round(v: Any) -> Any:
-    return round(v, 1) if isinstance(v, float) else v

@@ -4,12 +4,12 @@ the fastest and cheapest answer of each prompt, the judge's ranks, and per-colum
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .compare import Cell, Column, Comparison, Judgement, PromptItem
+from .render import fmt_cost as fmt_usd  # noqa: F401 - the one cost formatter, under its old name here
 from .stats import percentile
 
 COST_EPSILON = 1e-12  # costs this close are a tie (e.g. several local models at $0)
@@ -212,16 +212,6 @@ def _judge_summary(comp: Comparison) -> JudgeSummary:
     js.cost_usd = sum(costs) if costs else None
     js.unknown_cost = sum(1 for j in called if j.cost_usd is None and j.data and j.data.get("ok"))
     return js
-
-
-def fmt_usd(cost: float | None, local: bool = False) -> str:
-    """Like render.fmt_cost, with enough digits to tell cheap models apart ($0.000011, not $0.0000)."""
-    if cost is None or cost == 0 or cost >= 0.0001:
-        from .render import fmt_cost
-
-        return fmt_cost(cost, local)
-    digits = min(10, -math.floor(math.log10(cost)) + 1)
-    return f"${cost:.{digits}f}"
 
 
 def local_checker(config) -> Callable[[str | None], bool]:

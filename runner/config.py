@@ -18,6 +18,9 @@ from .yamlfile import YamlDoc, load_yaml
 
 PROTOCOLS = ("ollama", "openai", "anthropic", "gemini")
 OPTION_KEYS = {"temperature": (int, float), "max_output_tokens": int, "seed": int, "think": (bool, str)}
+THINK_LEVELS = ("low", "medium", "high")
+MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
+MIN_NUM_CTX = 512
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,24 @@ class Provider:
     max_tokens_field: str = "max_tokens"
 
     def api_key(self) -> str | None:
-        return os.environ.get(self.key_env) or None if self.key_env else None
+        """The key from the environment, without the whitespace a CRLF .env or a paste leaves."""
+        if not self.key_env:
+            return None
+        key = (os.environ.get(self.key_env) or "").strip()
+        if not key:
+            return None
+        if not key.isascii():
+            raise UserError(f"{self.key_env} contains a character that cannot be sent (non-ASCII); check the value")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+            raise UserError(f"{self.key_env} contains a character that cannot be sent (a control character); check the value")
+        return key
+
+    def usable_key(self) -> str | None:
+        """The key, or None when it is unset or unusable (the router says which, and why)."""
+        try:
+            return self.api_key()
+        except UserError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -135,11 +155,12 @@ def normalise_ollama_host(value: str) -> str:
         value = "http://" + value
     scheme, _, rest = value.partition("://")
     hostport, slash, path = rest.partition("/")
+    userinfo, at, hostport = hostport.rpartition("@")  # http://user:pw@host keeps its credentials
     if hostport.startswith("0.0.0.0"):
         hostport = hostport.replace("0.0.0.0", "127.0.0.1", 1)  # a bind address, not a place to connect
     if ":" not in hostport.rsplit("]", 1)[-1] and scheme == "http":
         hostport += ":11434"
-    return f"{scheme}://{hostport}{slash}{path}".rstrip("/")
+    return f"{scheme}://{userinfo}{at}{hostport}{slash}{path}".rstrip("/")
 
 
 # --- validation helpers -------------------------------------------------------------------
@@ -161,13 +182,44 @@ def _want(doc: YamlDoc, path: tuple, value: Any, kind: Any, what: str) -> Any:
     return value
 
 
+def _number(doc: YamlDoc, path: tuple, value: Any, what: str, *, whole: bool = False,
+            low: float | None = None, above: float | None = None) -> Any:
+    """A number (a whole one if `whole`), at least `low` or more than `above`."""
+    value = _want(doc, path, value, int if whole else (int, float), what)
+    if value != value or value in (float("inf"), float("-inf")):  # .nan, .inf
+        raise doc.error(path, f"must be {what}, not {value!r}")
+    if (low is not None and value < low) or (above is not None and value <= above):
+        raise doc.error(path, f"must be {what}, not {value!r}")
+    return value
+
+
+def _text(doc: YamlDoc, path: tuple, value: Any, what: str = "text") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise doc.error(path, f"must be {what}, not {value!r}")
+    return value
+
+
 def _options(doc: YamlDoc, path: tuple, data: Any) -> dict:
     data = _want(doc, path, data or {}, dict, "a mapping")
     _check_keys(doc, path, data, set(OPTION_KEYS))
-    for key, kind in OPTION_KEYS.items():
+    checks = {
+        "temperature": lambda p, v: _number(doc, p, v, "a number, 0 or more", low=0),
+        "max_output_tokens": lambda p, v: _number(doc, p, v, "a whole number of tokens, 1 or more", whole=True, low=1),
+        "seed": lambda p, v: _number(doc, p, v, "a whole number", whole=True),
+        "think": _think(doc),
+    }
+    for key, check in checks.items():
         if key in data and data[key] is not None:
-            _want(doc, path + (key,), data[key], kind, "a number" if kind != bool else "true/false")
+            check(path + (key,), data[key])
     return dict(data)
+
+
+def _think(doc: YamlDoc):
+    def check(path: tuple, value: Any) -> None:
+        if not isinstance(value, bool) and value not in THINK_LEVELS:
+            raise doc.error(path, f"must be true, false, low, medium or high, not {value!r}")
+
+    return check
 
 
 def _price(doc: YamlDoc, path: tuple, data: Any) -> Price:
@@ -176,25 +228,30 @@ def _price(doc: YamlDoc, path: tuple, data: Any) -> Price:
     for key in ("input_per_mtok", "output_per_mtok"):
         if key not in data:
             raise doc.error(path, f"needs {key} (USD per million tokens)")
-        _want(doc, path + (key,), data[key], (int, float), "a number")
+        _number(doc, path + (key,), data[key], "a number of US dollars, 0 or more", low=0)
     cache = data.get("cache_read_per_mtok")
     if cache is not None:
-        _want(doc, path + ("cache_read_per_mtok",), cache, (int, float), "a number")
+        _number(doc, path + ("cache_read_per_mtok",), cache, "a number of US dollars, 0 or more", low=0)
     return Price(float(data["input_per_mtok"]), float(data["output_per_mtok"]), None if cache is None else float(cache))
 
 
-def _models(doc: YamlDoc, data: Any, into: dict[str, ModelInfo]) -> None:
+def _models(doc: YamlDoc, data: Any, into: dict[str, ModelInfo], providers: dict[str, Provider]) -> None:
     data = _want(doc, ("models",), data or {}, dict, "a mapping of provider/model to settings")
     for ref, spec in data.items():
         path = ("models", ref)
-        if "/" not in str(ref):
+        provider_name, sep, model = str(ref).partition("/")
+        if not sep or not provider_name or not model:
             raise doc.error(path, "a model must be written provider/model")
+        if provider_name not in providers:
+            near = difflib.get_close_matches(provider_name, providers, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise doc.error(path, f"unknown provider '{provider_name}'{hint}; known providers: {', '.join(sorted(providers))}")
         spec = _want(doc, path, spec or {}, dict, "a mapping")
         _check_keys(doc, path, spec, {"context", "price"})
         old = into.get(ref, ModelInfo(ref))
         context = spec.get("context", old.context)
         if context is not None:
-            _want(doc, path + ("context",), context, int, "a whole number of tokens")
+            _number(doc, path + ("context",), context, "a whole number of tokens, 1 or more", whole=True, low=1)
         price = _price(doc, path + ("price",), spec["price"]) if spec.get("price") is not None else old.price
         into[ref] = ModelInfo(ref, context, price)
 
@@ -212,46 +269,88 @@ def _providers(doc: YamlDoc, section: str, data: Any, into: dict[str, Provider],
         protocol = spec.get("protocol", old.protocol if old else default_protocol)
         if protocol not in PROTOCOLS:
             raise doc.error(path + ("protocol",), f"must be one of {', '.join(PROTOCOLS)}")
+        for key in ("base_url", "key_env", "base_url_env", "prices_id"):
+            if spec.get(key) is not None:
+                _text(doc, path + (key,), spec[key])
         base_url = spec.get("base_url", old.base_url if old else None)
         if not base_url:
             raise doc.error(path, "needs base_url")
-        env_name = spec.get("base_url_env")
-        if env_name and os.environ.get(env_name):
-            base_url = os.environ[env_name]
         if protocol == "ollama":
             base_url = normalise_ollama_host(base_url)
+        _check_url(base_url, lambda message: doc.error(path + ("base_url",), message))
+        env_name = spec.get("base_url_env")
+        if env_name and os.environ.get(env_name, "").strip():
+            base_url = os.environ[env_name].strip()
+            if protocol == "ollama":
+                base_url = normalise_ollama_host(base_url)
+            _check_url(base_url, lambda message, env=env_name: UserError(f"{env}: {message}"))
+        local = spec.get("local", old.local if old else protocol == "ollama")
+        if not isinstance(local, bool):
+            raise doc.error(path + ("local",), f"must be true or false, not {local!r}")
+        field_name = spec.get("max_tokens_field", old.max_tokens_field if old else "max_tokens")
+        if field_name not in MAX_TOKENS_FIELDS:
+            raise doc.error(path + ("max_tokens_field",), f"must be {' or '.join(MAX_TOKENS_FIELDS)}, not {field_name!r}")
         into[name] = Provider(
             name=name,
             protocol=protocol,
             base_url=str(base_url).rstrip("/"),
             key_env=spec.get("key_env", old.key_env if old else None),
-            local=bool(spec.get("local", old.local if old else protocol == "ollama")),
+            local=local,
             prices_id=spec.get("prices_id", old.prices_id if old else None),
-            max_tokens_field=spec.get("max_tokens_field", old.max_tokens_field if old else "max_tokens"),
+            max_tokens_field=field_name,
         )
+
+
+def _check_url(url: str, error) -> None:
+    """An http(s) URL with a host, or `error(message)` is raised. The message never repeats
+    the URL: it may hold a password."""
+    import httpx
+
+    what = "must be an http(s) URL like https://api.example.com/v1"
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise error(f"{what}; this one cannot be parsed") from None
+    if "://" not in url:
+        raise error(f"{what} (it has no http:// or https://)")
+    if parsed.scheme not in ("http", "https"):
+        raise error(f"{what}, not {parsed.scheme}://")
+    if any(c.isspace() for c in url):
+        raise error(f"{what} (it contains a space)")
+    if not parsed.host:
+        raise error(f"{what} (it has no host)")
 
 
 def _settings(doc: YamlDoc, data: Any) -> Settings:
     data = _want(doc, (), data or {}, dict, "a mapping")
     s = Settings()
     values: dict[str, Any] = {}
-    top = {"default_task": str, "retries": int, "hosted_concurrency": int, "local_cost_per_hour_usd": (int, float)}
-    for key, kind in top.items():
-        if key in data:
-            values[key] = _want(doc, (key,), data[key], kind, "a number" if kind is not str else "text")
+    if "default_task" in data:
+        values["default_task"] = _text(doc, ("default_task",), data["default_task"])
+    if "retries" in data:
+        values["retries"] = _number(doc, ("retries",), data["retries"], "a whole number, 0 or more", whole=True, low=0)
+    if "hosted_concurrency" in data:
+        values["hosted_concurrency"] = _number(doc, ("hosted_concurrency",), data["hosted_concurrency"],
+                                               "a whole number, 1 or more", whole=True, low=1)
+    if "local_cost_per_hour_usd" in data:
+        values["local_cost_per_hour_usd"] = _number(doc, ("local_cost_per_hour_usd",), data["local_cost_per_hour_usd"],
+                                                    "a number of US dollars, 0 or more", low=0)
     timeouts = data.get("timeouts") or {}
     _want(doc, ("timeouts",), timeouts, dict, "a mapping")
     _check_keys(doc, ("timeouts",), timeouts, {"connect_s", "first_token_s", "total_s"})
     for key in ("connect_s", "first_token_s", "total_s"):
         if key in timeouts:
-            values[key.replace("_s", "_timeout_s")] = float(_want(doc, ("timeouts", key), timeouts[key], (int, float), "seconds"))
+            values[key.replace("_s", "_timeout_s")] = float(
+                _number(doc, ("timeouts", key), timeouts[key], "a number of seconds, more than 0", above=0))
     ollama = data.get("ollama") or {}
     _want(doc, ("ollama",), ollama, dict, "a mapping")
     _check_keys(doc, ("ollama",), ollama, {"max_num_ctx", "num_parallel", "keep_alive"})
     if "max_num_ctx" in ollama:
-        values["ollama_max_num_ctx"] = _want(doc, ("ollama", "max_num_ctx"), ollama["max_num_ctx"], int, "a whole number of tokens")
+        values["ollama_max_num_ctx"] = _number(doc, ("ollama", "max_num_ctx"), ollama["max_num_ctx"],
+                                               f"a whole number of tokens, {MIN_NUM_CTX} or more", whole=True, low=MIN_NUM_CTX)
     if "num_parallel" in ollama:
-        values["ollama_num_parallel"] = _want(doc, ("ollama", "num_parallel"), ollama["num_parallel"], int, "a whole number")
+        values["ollama_num_parallel"] = _number(doc, ("ollama", "num_parallel"), ollama["num_parallel"],
+                                                "a whole number, 1 or more", whole=True, low=1)
     if "keep_alive" in ollama:
         values["ollama_keep_alive"] = str(ollama["keep_alive"])
     return Settings(**{**s.__dict__, **values})
@@ -272,7 +371,7 @@ def _profile(doc: YamlDoc) -> Profile:
         raise doc.error(("privacy",), "must be 'any' or 'local-only'")
     max_cost = data.get("max_cost_usd")
     if max_cost is not None:
-        _want(doc, ("max_cost_usd",), max_cost, (int, float), "a number of US dollars")
+        _number(doc, ("max_cost_usd",), max_cost, "a number of US dollars, 0 or more", low=0)
     too_long = data.get("too_long", "fail")
     if too_long not in ("split", "fail"):
         raise doc.error(("too_long",), "must be 'split' or 'fail'")
@@ -326,7 +425,7 @@ def load_config(home: Path | None = None) -> Config:
     if not isinstance(catalog.data, dict):
         raise catalog.error((), "the catalog must be a mapping")
     _providers(catalog, "providers", catalog.data.get("providers"), providers, None)
-    _models(catalog, catalog.data.get("models"), models)
+    _models(catalog, catalog.data.get("models"), models, providers)
 
     settings = Settings()
     user_file = home / "config.yaml"
@@ -338,7 +437,7 @@ def load_config(home: Path | None = None) -> Config:
         _check_keys(user, (), data, {"endpoints", "providers", "models", "ollama", "timeouts", "default_task", "retries", "hosted_concurrency", "local_cost_per_hour_usd"})
         _providers(user, "providers", data.get("providers"), providers, None)
         _providers(user, "endpoints", data.get("endpoints"), providers, "openai")
-        _models(user, data.get("models"), models)
+        _models(user, data.get("models"), models, providers)
         settings = _settings(user, {k: v for k, v in data.items() if k not in ("endpoints", "providers", "models")})
 
     profiles: dict[str, Profile] = {}

@@ -181,7 +181,10 @@ class Executor:
                     elif isinstance(event, Done):
                         done = event
                     if on_event is not None:
-                        on_event(attempt.ref, event)
+                        try:
+                            on_event(attempt.ref, event)
+                        except Exception as exc:  # the caller's failure (a closed pipe), not the model's
+                            raise _ConsumerError() from exc
             if done is None:
                 raise BackendError("the stream ended without usage or an end marker", kind="stream", retryable=True)
         except BackendError as exc:
@@ -191,6 +194,14 @@ class Executor:
         except TimeoutError:
             res.error, res.error_kind = f"no complete answer within {call.timeouts.total:.0f}s", "timeout"
             res.retryable = True
+        except _ConsumerError as exc:
+            raise exc.__cause__ from None
+        except Exception as exc:  # a backend bug or an unforeseen reply: fail this attempt, try the next
+            from .backends.redact import redact
+
+            key = self.config.providers[attempt.provider].usable_key() if attempt.provider in self.config.providers else None
+            res.error = redact(f"unexpected failure: {type(exc).__name__}: {exc}", [key])
+            res.error_kind = "internal"
         finally:
             self.limiter.release(attempt.provider)
         end = time.perf_counter()
@@ -207,19 +218,40 @@ class Executor:
                 res.input_tokens, res.tokens_estimated = est, True
             if res.output_tokens is None:
                 res.output_tokens, res.tokens_estimated = estimate_tokens(res.text + res.thinking), True
-            gen_s = end - first if first is not None else 0.0
-            if res.output_tokens and gen_s > 0:
-                res.tokens_per_s = res.output_tokens / gen_s
+            res.tokens_per_s = _tokens_per_s(done, res, start, first, end)
             res.cost_usd = self.pricing.cost(attempt.ref, res.input_tokens, res.output_tokens,
                                              cache_read_tokens=usage.cache_read_tokens,
+                                             cache_write_tokens=usage.cache_write_tokens,
                                              seconds=end - start, when=wall_start)
         elif done is not None:
             # Failed after a complete stream (e.g. truncated by the server): tokens are real.
             res.input_tokens, res.output_tokens = done.usage.input_tokens, done.usage.output_tokens
             res.cost_usd = self.pricing.cost(attempt.ref, res.input_tokens, res.output_tokens,
+                                             cache_read_tokens=done.usage.cache_read_tokens,
+                                             cache_write_tokens=done.usage.cache_write_tokens,
                                              seconds=end - start, when=wall_start)
         return res
 
+
+class _ConsumerError(Exception):
+    """Carries an exception raised by the caller's on_event out of the backend's stream."""
+
+
+def _tokens_per_s(done: Done, res: AttemptResult, start: float, first: float | None, end: float) -> float | None:
+    """Output tokens per second of generation.
+
+    Ollama measures its own generation time (eval_duration, ns): the truest figure. Otherwise the
+    clock runs from the first streamed token — or from the request, when the model reasoned
+    without streaming its reasoning (o-series, Gemini without thoughts), since those tokens were
+    generated before the first visible one.
+    """
+    m = done.metrics
+    if m.get("eval_count") and m.get("eval_duration"):
+        return m["eval_count"] / m["eval_duration"] * 1e9
+    hidden = bool(done.usage.reasoning_tokens) and not res.thinking
+    begin = start if hidden or first is None else first
+    seconds = end - begin
+    return res.output_tokens / seconds if res.output_tokens and seconds > 0 else None
 
 
 def _backoff(tries: int) -> float:

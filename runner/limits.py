@@ -13,7 +13,7 @@ import time
 from collections import deque
 
 from .config import Config
-from .execute import Limiter
+from .execute import MAX_RETRY_WAIT_S, Limiter
 
 GROW_AFTER = 8  # successes in a row before a shrunk limit grows by one
 
@@ -78,7 +78,9 @@ class AdaptiveLimiter(Limiter):
         slot.limit = max(1, slot.limit // 2)
         slot.streak = 0
         if retry_after:
-            slot.paused_until = max(slot.paused_until, time.monotonic() + retry_after)
+            # A longer wait is the executor's cooldown: rows fall back instead of queueing for it.
+            pause = min(retry_after, MAX_RETRY_WAIT_S)
+            slot.paused_until = max(slot.paused_until, time.monotonic() + pause)
 
     def on_success(self, provider: str) -> None:
         slot = self._slot(provider)

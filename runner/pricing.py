@@ -24,6 +24,7 @@ class Pricing:
         output_tokens: int | None,
         *,
         cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
         seconds: float | None = None,
         when: datetime | None = None,
     ) -> float | None:
@@ -42,7 +43,8 @@ class Pricing:
             return rate * (seconds or 0.0) / 3600.0 if rate else 0.0
         if not provider.prices_id:
             return None
-        return _genai_price(provider.prices_id, model, input_tokens, output_tokens, cache_read_tokens, when)
+        return _genai_price(provider.prices_id, model, input_tokens, output_tokens, cache_read_tokens,
+                            cache_write_tokens, when)
 
     def estimate(self, ref: str, input_tokens: int, output_tokens: int) -> float | None:
         """Upper-bound estimate before a call (the router's max_cost check)."""
@@ -57,13 +59,16 @@ class Pricing:
 
 
 @lru_cache(maxsize=4096)
-def _genai_price_cached(provider_id: str, model: str, inp: int, out: int, cache: int, hour: str) -> float | None:
+def _genai_price_cached(provider_id: str, model: str, inp: int, out: int, cache: int, write: int,
+                        minute: str) -> float | None:
     from genai_prices import Usage, calc_price  # heavy: load only when a price is needed
 
-    when = datetime.fromisoformat(hour)
+    when = datetime.fromisoformat(minute)
     try:
         result = calc_price(
-            Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cache or None),
+            # Cache writes are dearer than plain input (Anthropic: 1.25x); the database knows the rates.
+            Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cache or None,
+                  cache_write_tokens=write or None),
             model,
             provider_id=provider_id,
             genai_request_timestamp=when,
@@ -73,8 +78,9 @@ def _genai_price_cached(provider_id: str, model: str, inp: int, out: int, cache:
     return float(result.total_price)
 
 
-def _genai_price(provider_id: str, model: str, inp: int, out: int, cache: int, when: datetime | None) -> float | None:
+def _genai_price(provider_id: str, model: str, inp: int, out: int, cache: int, write: int,
+                 when: datetime | None) -> float | None:
     when = when or datetime.now(timezone.utc)
     # Prices can depend on time of day (DeepSeek); a minute's resolution keeps the cache useful.
-    hour = when.replace(second=0, microsecond=0).isoformat()
-    return _genai_price_cached(provider_id, model, inp, out, cache, hour)
+    minute = when.replace(second=0, microsecond=0).isoformat()
+    return _genai_price_cached(provider_id, model, inp, out, cache, write, minute)

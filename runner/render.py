@@ -30,18 +30,40 @@ def fmt_ms(ms: float | None) -> str:
 
 
 def fmt_cost(cost: float | None, local: bool = False) -> str:
+    """A cost in US dollars: the one formatter every command uses. None is "price unknown",
+    never a made-up $0; exactly 0 is "$0" ("$0 (local)" for a local model); a small cost keeps
+    at least two significant digits, so it never reads as free: $0.000011, $0.0123, $1.23."""
     if cost is None:
         return "price unknown"
     if cost == 0:
         return "$0 (local)" if local else "$0"
-    return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
+    if cost < 0:
+        return "-" + fmt_cost(-cost)
+    if round(cost, 4) >= 1:
+        return f"${cost:,.2f}"
+    if cost < 1e-9:
+        return "<$0.000000001"
+    import math
+
+    digits = max(4, 1 - math.floor(math.log10(cost)))  # four decimals, or two significant digits
+    whole, _, frac = f"{cost:.{digits}f}".partition(".")
+    return f"${whole}.{frac.rstrip('0').ljust(4, '0')}"
 
 
 class StreamPrinter:
-    """Writes the answer to stdout as it arrives, thinking dimmed on stderr, notices on stderr."""
+    """Writes the answer to stdout as it arrives, thinking dimmed on stderr, notices on stderr.
 
-    def __init__(self, show_thinking: bool = True) -> None:
+    An attempt can fail after part of its answer was shown (an error mid-stream), and the next
+    attempt starts over. On a terminal the partial text stays on screen, marked as discarded;
+    into a pipe or file, each attempt's text is held until it succeeds, so what a script
+    reads is exactly one complete answer.
+    """
+
+    def __init__(self, show_thinking: bool = True, hold: bool | None = None) -> None:
         self.show_thinking = show_thinking
+        self.hold = (not sys.stdout.isatty()) if hold is None else hold
+        self.held: list[str] = []
+        self.shown = False  # text of the current attempt is on screen
         self.mid_line = False
         self.thinking_open = False
 
@@ -53,15 +75,29 @@ class StreamPrinter:
             if self.thinking_open:
                 err.print()
                 self.thinking_open = False
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-            self.mid_line = not event.text.endswith("\n")
+            if self.hold:
+                self.held.append(event.text)
+                return
+            self._write(event.text)
+            self.shown = True
 
     def on_attempt(self, att: AttemptResult) -> None:
         if att.outcome == "ok":
+            if self.held:
+                self._write("".join(self.held))
+            self.held.clear()
+            self.shown = False
             return
+        self.held.clear()
         self.end_line()
-        err.print(f"[yellow]✗ {att.model} failed:[/] {_esc(att.error or 'failed')}")
+        discarded = " (the partial answer above is discarded)" if self.shown else ""
+        self.shown = False
+        err.print(f"[yellow]✗ {att.model} failed:[/] {_esc(att.error or 'failed')}{discarded}")
+
+    def _write(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        self.mid_line = not text.endswith("\n")
 
     def progress(self, message: str) -> None:
         """Long-document progress ("chunk 3 of 8 done"), on stderr between the answer's lines."""

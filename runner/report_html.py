@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from html import escape
 
-from .compare_report import fmt_usd, CellView, ColumnSummary, PromptView, Report
-from .render import fmt_ms
+from .compare_report import CellView, ColumnSummary, PromptView, Report
+from .render import fmt_cost, fmt_ms
 from .report_svg import Bar, Row, Series, bar_chart
 
 TTFT = Series("first token", "#f59e0b")
@@ -93,11 +93,11 @@ def _meta(report: Report) -> str:
     parts = [comp.time[:19].replace("T", " ") + " UTC",
              f"{len(comp.prompts)} prompt{'s' if len(comp.prompts) != 1 else ''}",
              f"{len(comp.columns)} column{'s' if len(comp.columns) != 1 else ''}",
-             f"total cost {fmt_usd(report.total_cost_usd)}"]
+             f"total cost {fmt_cost(report.total_cost_usd)}"]
     if report.failures:
         parts.append(f"{report.failures} failed")
     if report.judge is not None:
-        parts.append(f"judge {report.judge.model}: {fmt_usd(report.judge.cost_usd)} (separate)")
+        parts.append(f"judge {report.judge.model}: {fmt_cost(report.judge.cost_usd)} (separate)")
     return " · ".join(parts)
 
 
@@ -115,7 +115,7 @@ def _charts(report: Report) -> str:
             Bar(s.p50_latency_ms, fmt_ms(s.p50_latency_ms),
                 whisker=s.p95_latency_ms if several and s.p95_latency_ms != s.p50_latency_ms else None),
         ]))
-        cost_text = fmt_usd(s.cost_usd, s.local) + (f" + {s.unknown_cost} unknown" if s.unknown_cost and s.cost_usd is not None else "")
+        cost_text = fmt_cost(s.cost_usd, s.local) + (f" + {s.unknown_cost} unknown" if s.unknown_cost and s.cost_usd is not None else "")
         rows_cost.append(Row(label, [Bar(s.cost_usd, cost_text)]))
     lat_title = "Latency per model" + (" (p50, whisker to p95)" if several else "")
     cost_title = "Cost per model" + (" (total over all prompts)" if several else "")
@@ -134,7 +134,7 @@ def _summary_table(report: Report) -> str:
         cells = [_label_cell(s), str(s.ok), str(s.failed), str(s.fastest_wins), str(s.cheapest_wins),
                  fmt_ms(s.p50_ttft_ms), fmt_ms(s.p50_latency_ms), fmt_ms(s.p95_latency_ms),
                  f"{s.tokens_per_s:.1f}" if s.tokens_per_s else "–", f"{s.input_tokens:,} / {s.output_tokens:,}" if s.ok else "–",
-                 escape(fmt_usd(s.cost_usd, s.local)) if s.ok else "–"]
+                 escape(fmt_cost(s.cost_usd, s.local)) if s.ok else "–"]
         if judged:
             cells += [str(s.judge_wins), f"{s.mean_rank:.2f}" if s.mean_rank is not None else "–"]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -143,7 +143,7 @@ def _summary_table(report: Report) -> str:
     if report.judge is not None:
         j = report.judge
         note = (f'<p class="note">Ranked by {escape(j.model)} ({j.calls} call{"s" if j.calls != 1 else ""}'
-                + (f", {j.failed} failed" if j.failed else "") + f"); the judge's cost, {escape(fmt_usd(j.cost_usd))}, "
+                + (f", {j.failed} failed" if j.failed else "") + f"); the judge's cost, {escape(fmt_cost(j.cost_usd))}, "
                 "is not included in the models' costs.</p>")
     return (f'<h2>Summary</h2><div class="scroll"><table class="summary"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>{note}')
@@ -190,7 +190,7 @@ def _card(v: CellView) -> str:
         tokens = f"{_n(d.get('input_tokens'))} in / {_n(d.get('output_tokens'))} out" + (" (est.)" if d.get("tokens_estimated") else "")
         tps = f"{d['tokens_per_s']:.1f}" if d.get("tokens_per_s") else "–"
         metrics = [("first token", fmt_ms(d.get("ttft_ms"))), ("total", fmt_ms(d.get("latency_ms"))),
-                   ("tok/s", tps), ("tokens", tokens), ("cost", fmt_usd(d.get("cost_usd"), v.local))]
+                   ("tok/s", tps), ("tokens", tokens), ("cost", fmt_cost(d.get("cost_usd"), v.local))]
         parts.append('<div class="metrics">' + "".join(f"<span>{escape(k)} <b>{escape(val)}</b></span>" for k, val in metrics) + "</div>")
     parts.append("</header>")
     if v.ok:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from html import escape
 
-from .compare_report import fmt_usd, CellView, Report
-from .render import fmt_ms
+from .compare_report import CellView, Report
+from .render import fmt_cost, fmt_ms
 
 
 def render_markdown(report: Report) -> str:
@@ -17,7 +17,7 @@ def render_markdown(report: Report) -> str:
         j = report.judge
         lines += [f"Ranked by {j.model} ({j.calls} call{'s' if j.calls != 1 else ''}"
                   + (f", {j.failed} failed" if j.failed else "")
-                  + f"); the judge's cost, {fmt_usd(j.cost_usd)}, is not included in the models' costs.", ""]
+                  + f"); the judge's cost, {fmt_cost(j.cost_usd)}, is not included in the models' costs.", ""]
     for pv in report.prompts:
         lines += [f"## {pv.title}", "", *_quote(pv.prompt.text), ""]
         if pv.prompt.files:
@@ -45,11 +45,11 @@ def render_markdown(report: Report) -> str:
 def _meta(report: Report) -> str:
     comp = report.comparison
     parts = [comp.time[:19].replace("T", " ") + " UTC", f"{len(comp.prompts)} prompt(s)",
-             f"{len(comp.columns)} column(s)", f"total cost {fmt_usd(report.total_cost_usd)}"]
+             f"{len(comp.columns)} column(s)", f"total cost {fmt_cost(report.total_cost_usd)}"]
     if report.failures:
         parts.append(f"{report.failures} failed")
     if report.judge is not None:
-        parts.append(f"judge {report.judge.model}: {fmt_usd(report.judge.cost_usd)} (separate)")
+        parts.append(f"judge {report.judge.model}: {fmt_cost(report.judge.cost_usd)} (separate)")
     return " · ".join(parts)
 
 
@@ -62,7 +62,7 @@ def summary_table(report: Report) -> list[str]:
         label = s.label + (f" ({', '.join(s.models)})" if s.column.task and s.models else "")
         row = [label, str(s.ok), str(s.failed), str(s.fastest_wins), str(s.cheapest_wins), fmt_ms(s.p50_ttft_ms),
                fmt_ms(s.p50_latency_ms), fmt_ms(s.p95_latency_ms), f"{s.tokens_per_s:.1f}" if s.tokens_per_s else "–",
-               f"{s.input_tokens:,} / {s.output_tokens:,}" if s.ok else "–", fmt_usd(s.cost_usd, s.local) if s.ok else "–"]
+               f"{s.input_tokens:,} / {s.output_tokens:,}" if s.ok else "–", fmt_cost(s.cost_usd, s.local) if s.ok else "–"]
         if judged:
             row += [str(s.judge_wins), f"{s.mean_rank:.2f}" if s.mean_rank is not None else "–"]
         rows.append(row)
@@ -78,7 +78,7 @@ def prompt_table(cells: list[CellView], judged: bool) -> list[str]:
         if v.ok:
             row = [v.heading, "ok", fmt_ms(d.get("ttft_ms")), fmt_ms(d.get("latency_ms")),
                    f"{d['tokens_per_s']:.1f}" if d.get("tokens_per_s") else "–",
-                   f"{d.get('input_tokens')} / {d.get('output_tokens')}", fmt_usd(d.get("cost_usd"), v.local), marks]
+                   f"{d.get('input_tokens')} / {d.get('output_tokens')}", fmt_cost(d.get("cost_usd"), v.local), marks]
         else:
             row = [v.heading, "failed: " + v.error, "–", "–", "–", "–", "–", ""]
         if judged:

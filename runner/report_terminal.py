@@ -12,8 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .compare_report import fmt_usd, CellView, PromptView, Report
-from .render import fmt_ms
+from .compare_report import CellView, PromptView, Report
+from .render import fmt_cost, fmt_ms
 
 MIN_SIDE_BY_SIDE = 100  # narrower terminals stack the answers
 MIN_COLUMN = 36  # each side-by-side column needs at least this many cells
@@ -44,7 +44,7 @@ def render_terminal(report: Report, console: Console, *, answers: bool | None = 
         line = Text(f"Judge {j.model}: {j.calls} call{'s' if j.calls != 1 else ''}", style="dim")
         if j.failed:
             line.append(f", {j.failed} failed", style="dim")
-        line.append(f", {fmt_usd(j.cost_usd)} — not included in the models' costs", style="dim")
+        line.append(f", {fmt_cost(j.cost_usd)} — not included in the models' costs", style="dim")
         for pv in report.prompts:
             if pv.judgement is not None and pv.judgement.error and report.single:
                 line.append(f" ({pv.judgement.error})", style="dim")
@@ -52,7 +52,7 @@ def render_terminal(report: Report, console: Console, *, answers: bool | None = 
                 line.append(f"; it saw the answers as {pv.judge_labels}", style="dim")
         console.print(line)
     if report.single and report.total_cost_usd is not None:
-        console.print(Text(f"Total cost {fmt_usd(report.total_cost_usd)}", style="dim"))
+        console.print(Text(f"Total cost {fmt_cost(report.total_cost_usd)}", style="dim"))
 
 
 def prompt_answers(pv: PromptView, width: int):
@@ -99,7 +99,7 @@ def metrics(v: CellView) -> Text:
     tps = f"{d['tokens_per_s']:.1f} tok/s" if d.get("tokens_per_s") else "– tok/s"
     est = "~" if d.get("tokens_estimated") else ""
     t.append(f"{tps} · {_n(d.get('input_tokens'))} in / {_n(d.get('output_tokens'))}{est} out · "
-             f"{fmt_usd(d.get('cost_usd'), v.local)}", style="dim")
+             f"{fmt_cost(d.get('cost_usd'), v.local)}", style="dim")
     return t
 
 
@@ -131,7 +131,7 @@ def matrix(report: Report, width: int) -> Table:
             if not v.ok:
                 cells.append(Text("✗ " + _excerpt(v.error, 24), style="red"))
                 continue
-            t = Text(f"{fmt_ms(v.data.get('latency_ms'))} · {fmt_usd(v.data.get('cost_usd'), v.local)}")
+            t = Text(f"{fmt_ms(v.data.get('latency_ms'))} · {fmt_cost(v.data.get('cost_usd'), v.local)}")
             if v.fastest:
                 t.append(" ⚡", style="yellow")
             if v.cheapest:
@@ -159,13 +159,13 @@ def summary(report: Report, width: int) -> Table:
                      str(s.cheapest_wins), fmt_ms(s.p50_ttft_ms), fmt_ms(s.p50_latency_ms), fmt_ms(s.p95_latency_ms)]
         if wide:
             row += [f"{s.tokens_per_s:.1f}" if s.tokens_per_s else "–", f"{s.input_tokens:,}/{s.output_tokens:,}" if s.ok else "–"]
-        cost = fmt_usd(s.cost_usd, s.local) + (f" +{s.unknown_cost} unknown" if s.unknown_cost and s.cost_usd is not None else "")
+        cost = fmt_cost(s.cost_usd, s.local) + (f" +{s.unknown_cost} unknown" if s.unknown_cost and s.cost_usd is not None else "")
         cost = cost if s.ok else "–"
         row.append(cost)
         if judged:
             row += [str(s.judge_wins), f"{s.mean_rank:.2f}" if s.mean_rank is not None else "–"]
         table.add_row(*row)
-    total = f"Total {fmt_usd(report.total_cost_usd)}"
+    total = f"Total {fmt_cost(report.total_cost_usd)}"
     table.caption = total + (f" · {report.failures} failed" if report.failures else "")
     table.caption_justify = "left"
     return table

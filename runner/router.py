@@ -37,6 +37,7 @@ class Availability:
     ollama: dict[str, OllamaStatus] = field(default_factory=dict)  # provider name → status
     keys: frozenset[str] = frozenset()  # providers whose API key is set
     cooling: dict[str, str] = field(default_factory=dict)  # provider → why it is cooling down
+    key_errors: dict[str, str] = field(default_factory=dict)  # provider → why its key can't be used
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,8 @@ def _consider(
         status = availability.ollama.get(provider_name)
         if status is None or not status.reachable:
             why = f" ({status.error})" if status and status.error else ""
-            return Skip(ref, f"Ollama not reachable at {provider.base_url}{why}")
+            from .backends.redact import display_url  # never show credentials in OLLAMA_HOST
+            return Skip(ref, f"Ollama not reachable at {display_url(provider.base_url)}{why}")
         local = status.models.get(model) or status.models.get(_with_latest(model))
         if local is None:
             return Skip(ref, f"not pulled (ollama pull {model})")
@@ -224,6 +226,8 @@ def _consider(
         context = limit
     else:
         context = config.model_info(ref).context
+        if provider_name in availability.key_errors:
+            return Skip(ref, availability.key_errors[provider_name], context=context, local=provider.local)
         if provider.key_env and provider_name not in availability.keys:
             return Skip(ref, f"no {provider.key_env}", context=context, local=provider.local)
         if context is not None and want > context:

@@ -6,6 +6,7 @@ the run log behave the same everywhere.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -76,6 +77,9 @@ class Session:
 
     async def aclose(self) -> None:
         await self.pool.aclose()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def profile_for(self, request: Request) -> Profile:
         profile = self.config.profile(request.task)
@@ -168,10 +172,12 @@ class Session:
                 more = await run(again)
                 more.attempts = result.attempts + more.attempts
                 result = more
-        except BaseException:
-            # Ctrl-C or a cancelled batch: the run is closed as failed, never left "running".
+        except BaseException as exc:
+            # Ctrl-C, a cancelled batch, or a bug: the run is closed as failed, never left "running".
             if run_id is not None:
-                self.store.finish_run(run_id, {"outcome": "failed", "error": "interrupted"})
+                why = ("interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+                       else f"internal error: {type(exc).__name__}")
+                self.store.finish_run(run_id, {"outcome": "failed", "error": why})
             raise
         if not prepared.plan.attempts and prepared.split is None and not result.attempts:
             result.error = no_route_message(prepared.plan)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Iterable
 
 from .config import Config
 from .pricing import Pricing
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least q% of the values at or below it
+    (p50 of 1..10 is 5, p95 of 1..20 is 19); None for no values."""
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    if not ordered:
+        return None
+    k = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered) - 1e-9) - 1))
     return ordered[k]
 
 
@@ -24,6 +26,7 @@ def summarise(attempts: list[dict[str, Any]], config: Config, pricing: Pricing, 
     models = []
     total, unknown = 0.0, 0
     saved = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "versus_cost_usd": 0.0}
+    versus_costs: list[float | None] = []
     for model, rows in sorted(by_model.items()):
         ok = [r for r in rows if r["outcome"] == "ok"]
         provider = config.providers.get(model.partition("/")[0])
@@ -47,7 +50,10 @@ def summarise(attempts: list[dict[str, Any]], config: Config, pricing: Pricing, 
                 saved["calls"] += 1
                 saved["input_tokens"] += r["input_tokens"] or 0
                 saved["output_tokens"] += r["output_tokens"] or 0
+                # Each call priced on its own: prices are tiered by a call's size (e.g. above 200K
+                # input tokens), so one giant call of the summed tokens would cost more.
+                versus_costs.append(pricing.cost(versus, r["input_tokens"] or 0, r["output_tokens"] or 0))
     if saved["calls"]:
-        saved["versus_cost_usd"] = pricing.cost(versus, saved["input_tokens"], saved["output_tokens"])
+        saved["versus_cost_usd"] = None if None in versus_costs else sum(versus_costs)
     return {"models": models, "total_cost_usd": total, "unknown_cost_calls": unknown,
             "local_savings": {**saved, "versus": versus}}

@@ -7,11 +7,15 @@ Prompts and answers are stored; API keys never reach this module.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
+
+from .errors import UserError
 
 SCHEMA_VERSION = 1
 
@@ -77,41 +81,135 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+BUSY_TIMEOUT_S = 30.0
+TABLES = ("runs", "attempts")
+
+
+def _usable(method):
+    """A broken, locked or unwritable run log ends as one sentence naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Store", *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            raise log_error(self.path, exc) from None
+
+    return wrapper
+
+
+def log_error(path: Path, exc: BaseException) -> UserError:
+    """The one-line message for a run log that cannot be used."""
+    text = str(exc) or type(exc).__name__
+    low = text.lower()
+    if isinstance(exc, OSError) and not isinstance(exc, sqlite3.Error):
+        return UserError(f"cannot use the run log {path}: {exc.strerror or text}")
+    if "not a database" in low or "file is encrypted" in low:
+        return UserError(f"the run log {path} is not a SQLite database (move it away to start a new one)")
+    if "malformed" in low or "no such table" in low or "no such column" in low:
+        return UserError(f"the run log {path} is damaged ({text}); move it away to start a new one")
+    if "locked" in low or "busy" in low:
+        return UserError(f"the run log {path} is locked by another process; try again when it is done")
+    if "readonly" in low or "read-only" in low:
+        return UserError(f"cannot write the run log {path}: it is read-only")
+    if "unable to open" in low:
+        return UserError(f"cannot open the run log {path} (check that its folder exists and is writable)")
+    if "disk is full" in low or "disk i/o" in low:
+        return UserError(f"cannot write the run log {path}: {text}")
+    return UserError(f"cannot use the run log {path}: {text}")
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
+        self.db: sqlite3.Connection | None = None
+        try:
+            if path.parent.exists() and not path.parent.is_dir():
+                raise UserError(f"cannot create the run log {path}: {path.parent} is a file, not a folder")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():
+                raise UserError(f"the run log {path} is a folder, not a file (move it away to start a new one)")
+            self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            self._migrate()
+            self._use_wal()
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+            self._check_tables()
+        except UserError:
+            self._close_quietly()
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            self._close_quietly()
+            raise log_error(path, exc) from None
+
+    def _close_quietly(self) -> None:
+        if self.db is not None:
+            try:
+                self.db.close()
+            except sqlite3.Error:
+                pass
+            self.db = None
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            from .errors import UserError
-
-            raise UserError(f"the run log {self.path} was written by a newer runner (schema {version}); upgrade runner")
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+        if self._version() >= SCHEMA_VERSION:
+            return
+        # Several processes may open a brand-new log at once: BEGIN IMMEDIATE serialises them
+        # (each waits up to the busy timeout), and the version is read again under that lock,
+        # so a migration another process has just applied is skipped, not run twice.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version()
+            for target in range(version + 1, SCHEMA_VERSION + 1):
                 # executescript() would commit mid-migration; run the statements one by one.
                 for stmt in _MIGRATIONS[target].split(";"):
                     if stmt.strip():
                         self.db.execute(stmt)
                 self.db.execute(f"PRAGMA user_version={target}")
-                self.db.execute("COMMIT")
-            except BaseException:
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
-                raise
+            raise
+
+    def _version(self) -> int:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise UserError(f"the run log {self.path} was written by a newer runner (schema {version}); upgrade runner")
+        return version
+
+    def _use_wal(self) -> None:
+        """Switch to WAL (persistent: once per file). The switch needs the file to itself and
+        SQLite may refuse it at once, busy timeout or not, while another process reads: retry."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.005
+        while True:
+            try:
+                mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() == "wal" or self.path.name == ":memory:":
+                    return
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+
+    def _check_tables(self) -> None:
+        names = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = [t for t in TABLES if t not in names]
+        if missing:
+            raise UserError(f"the run log {self.path} is damaged (no {' or '.join(missing)} table); "
+                            "move it away to start a new one")
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
 
     # --- writing --------------------------------------------------------------------------
 
+    @_usable
     def start_run(self, *, kind: str, task: str | None, prompt: str, system: str | None,
                   files: Iterable[str] = (), group_id: str | None = None, item_id: str | None = None,
                   est_input_tokens: int | None = None) -> int:
@@ -122,6 +220,7 @@ class Store:
         )
         return int(cur.lastrowid)
 
+    @_usable
     def add_attempt(self, run_id: int, rec: dict[str, Any]) -> None:
         cols = ("part", "model", "outcome", "error", "error_kind", "finish_reason", "input_tokens",
                 "output_tokens", "tokens_estimated", "est_input_tokens", "num_ctx", "ttft_ms",
@@ -131,6 +230,7 @@ class Store:
             (run_id, rec.get("time") or now_iso(), *[_plain(rec.get(c, 0 if c == "tokens_estimated" else None)) for c in cols]),
         )
 
+    @_usable
     def finish_run(self, run_id: int, result: dict[str, Any]) -> None:
         cols = ("model", "outcome", "error", "text", "thinking", "input_tokens", "output_tokens",
                 "tokens_estimated", "ttft_ms", "latency_ms", "tokens_per_s", "cost_usd", "chunks")
@@ -141,6 +241,7 @@ class Store:
 
     # --- reading --------------------------------------------------------------------------
 
+    @_usable
     def runs(self, *, limit: int = 20, group_id: str | None = None, kind: str | None = None,
              since: str | None = None, newest_first: bool = True) -> list[dict[str, Any]]:
         where, args = [], []
@@ -168,6 +269,7 @@ class Store:
             r["files"] = json.loads(r["files"] or "[]")
         return rows
 
+    @_usable
     def token_counts(self, limit: int = 5000, min_estimate: int = 0) -> list[tuple[str, int, int]]:
         """(model, real input tokens, estimate) of the latest successful calls, newest first.
 
@@ -180,6 +282,7 @@ class Store:
             " ORDER BY id DESC LIMIT ?", (max(1, min_estimate), limit))
         return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
+    @_usable
     def attempts_since(self, since: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT a.*, r.task AS task, r.kind AS kind FROM attempts a JOIN runs r ON r.id = a.run_id"
         args: tuple = ()
@@ -195,6 +298,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 def open_store(home: Path) -> Store:
-    return Store(home / "runs.db")
+    """The run log under `home`; anything wrong with it is a UserError naming the file."""
+    return Store(Path(home) / "runs.db")
 

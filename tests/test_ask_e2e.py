@@ -239,13 +239,17 @@ def test_api_key_never_in_log_or_output(cli, home, fake_openai, fake_anthropic, 
     use(fake_openai, "openai", key=secret)  # the fake expects "test-key": every call is a 401
     use(fake_anthropic, "anthropic", key=secret)
     fake_openai.api_key = secret  # now one provider accepts it
-    outputs = [cli("ask", "--task", "coding", "--json", "hi"), cli("ask", "--model", "openai/gpt-4.1", "hi"),
+    # A careless server (or proxy) that echoes the key back, in an error and mid-stream.
+    fake_openai.push_fault(Fault(status=500, message=f"upstream rejected Bearer {secret}"))
+    fake_openai.push_fault(Fault(mid_stream=True, message=f"key {secret} over quota"))
+    outputs = [cli("ask", "--model", "openai/gpt-4.1", "--json", "hi"), cli("ask", "--task", "coding", "--json", "hi"), cli("ask", "--model", "openai/gpt-4.1", "hi"),
                cli("log", "--json"), cli("log"), cli("stats", "--json")]
     for out in outputs:
         assert secret not in out.stdout and secret not in out.stderr
     db = (home / "runs.db").read_bytes() + b"".join(p.read_bytes() for p in home.glob("runs.db*"))
     assert secret.encode() not in db
-    assert "401" in outputs[0].stdout  # the anthropic failure was logged, without the key
+    assert "upstream rejected Bearer ***" in outputs[0].stdout  # the echo was logged, redacted
+    assert "401" in outputs[1].stdout  # the anthropic failure was logged, without the key
 
 
 # --- inputs and the log -------------------------------------------------------------------
@@ -368,3 +372,59 @@ def test_mistral_usage_without_stream_options(cli, fake_mistral, use):
     assert data["ok"], data["error"]
     assert data["tokens_estimated"] is False and data["input_tokens"] == count_tokens("hi") + 4
     assert data["cost_usd"] is not None
+
+
+def test_reasoning_models_get_no_temperature(cli, fake_openai, use):
+    fake_openai.models["gpt-5"] = 400000
+    use(fake_openai, "openai")
+    for model in ("o3", "gpt-5"):  # the general profile sets temperature 0.7; these take only 1
+        r = cli("ask", "--model", f"openai/{model}", "--json", "hi")
+        assert r.code == 0, r.stdout
+    assert all("temperature" not in q.json for q in chat_requests(fake_openai))
+
+
+def test_retried_answer_is_printed_once(cli, fake_anthropic, use):
+    use(fake_anthropic, "anthropic")
+    fake_anthropic.push_fault(Fault(mid_stream=True))
+    r = cli("ask", "--model", "anthropic/claude-sonnet-4-6", "please tell me a long answer")
+    assert r.code == 0
+    # Into a pipe, only the complete answer: the partial one from the failed stream is held back.
+    assert r.stdout.count("[claude-sonnet-4-6] saw") == 1
+    assert "claude-sonnet-4-6 failed" in r.stderr
+
+
+def test_partial_answer_on_a_terminal_is_marked_discarded(capsys):
+    from runner.backends import TextDelta
+    from runner.execute import AttemptResult
+    from runner.render import StreamPrinter
+
+    p = StreamPrinter(hold=False)
+    p.on_event("m", TextDelta("partial "))
+    p.on_attempt(AttemptResult("m", "failed", "t", error="overloaded"))
+    p.on_event("m", TextDelta("whole answer\n"))
+    p.on_attempt(AttemptResult("m", "ok", "t"))
+    out, err = capsys.readouterr()
+    assert out == "partial \nwhole answer\n"
+    assert "(the partial answer above is discarded)" in err
+
+
+def test_garbled_ollama_stream_falls_back(cli, fake_ollama, fake_openai, use, monkeypatch):
+    from tests.fakes.server import StreamReply
+
+    use(fake_ollama, "ollama")
+    use(fake_openai, "openai")
+    original = fake_ollama._chat
+
+    async def garbled(req):
+        if req.json.get("model") == "qwen3:8b":
+            def lines():
+                yield b'{"model":"qwen3:8b","message":{"role":"assistant","content":"Hel'
+                yield b'lo"}, not json at all\n'
+            return StreamReply(lines(), 200, "application/x-ndjson")
+        return await original(req)
+
+    monkeypatch.setattr(fake_ollama, "_chat", garbled)
+    data = cli("ask", "--task", "general", "--json", "hi").json()
+    assert data["ok"] and data["model"] == "ollama/qwen2.5:7b"
+    bad = [a for a in data["attempts"] if a["model"] == "ollama/qwen3:8b"]
+    assert bad and all("malformed reply" in a["error"] for a in bad)

@@ -7,11 +7,13 @@ server cuts an over-long prompt from the front with HTTP 200 and says nothing.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, AsyncIterator
 
 import httpx
 
 from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts, tls_context
+from .redact import display_url
 from .thinktags import ThinkTagSplitter
 from ..tokens import ESTIMATE_MARGIN
 
@@ -22,7 +24,6 @@ class OllamaBackend:
         self.keep_alive = keep_alive
         self._transport = transport
         self._client = None
-        self._timeouts = None
 
     def warm(self, timeouts: Timeouts) -> None:
         from .base import warm_http
@@ -36,15 +37,13 @@ class OllamaBackend:
     def _client_for(self, t: Timeouts):
         import ollama  # heavy (pydantic): loaded only when a local call is made
 
-        timeouts = (t.connect, t.first_token)
-        if self._client is None or self._timeouts != timeouts:
+        if self._client is None:
             kwargs: dict[str, Any] = {"verify": tls_context()}
             if self._transport is not None:
                 kwargs["transport"] = self._transport
             # The client's default timeout is none at all; a stalled server would hang forever.
-            timeout = httpx.Timeout(connect=t.connect, read=t.first_token, write=60.0, pool=60.0)
-            self._client = ollama.AsyncClient(host=self.host, timeout=timeout, **kwargs)
-            self._timeouts = timeouts
+            # Each chat passes its own timeouts; this default covers the small /api/ps calls.
+            self._client = ollama.AsyncClient(host=self.host, timeout=_timeout(t), **kwargs)
         return self._client
 
     async def aclose(self) -> None:
@@ -86,33 +85,36 @@ class OllamaBackend:
         try:
             # chat() has no `truncate` argument, so the body goes through the client's own
             # request path: same transport, NDJSON parsing and error types as chat().
-            parts = await client._request(ollama.ChatResponse, "POST", "/api/chat", json=body, stream=True)
-            async for part in parts:
-                msg = part.message
-                if not checked:
-                    # Before showing a word: a window smaller than the prompt means the server
-                    # cut it, whatever was asked for (a proxy that drops options, an old server).
-                    checked = True
-                    try:
-                        await self._check_window(call)
-                    except BackendError:
-                        await parts.aclose()  # hang up: the server stops generating
-                        raise
-                if msg is not None and msg.thinking:
-                    yield ThinkingDelta(msg.thinking)
-                if msg is not None and msg.content:
-                    for event in splitter.feed(msg.content):
-                        yield event
-                if part.done:
-                    final = part
+            parts = await client._request(ollama.ChatResponse, "POST", "/api/chat", json=body, stream=True,
+                                          timeout=_timeout(call.timeouts))
+            async with contextlib.aclosing(parts):  # a consumer that stops early hangs up at once
+                async for part in parts:
+                    msg = part.message
+                    if not checked:
+                        # Before showing a word: a window smaller than the prompt means the server
+                        # cut it, whatever was asked for (a proxy that drops options, an old server).
+                        checked = True
+                        await self._check_window(call)  # raising hangs up: the server stops generating
+                    if msg is not None and msg.thinking:
+                        yield ThinkingDelta(msg.thinking)
+                    if msg is not None and msg.content:
+                        for event in splitter.feed(msg.content):
+                            yield event
+                    if part.done:
+                        final = part
         except ollama.ResponseError as exc:
             raise _response_error(exc, call.model) from None
         except (ConnectionError, httpx.ConnectError) as exc:
-            raise BackendError(f"Ollama not reachable at {self.host}", kind="connect", retryable=True) from None
+            raise BackendError(f"Ollama not reachable at {display_url(self.host)}", kind="connect", retryable=True) from None
         except httpx.TimeoutException:
-            raise BackendError(f"Ollama at {self.host} timed out", kind="timeout", retryable=True) from None
+            raise BackendError(f"Ollama at {display_url(self.host)} timed out", kind="timeout", retryable=True) from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             raise BackendError(f"Ollama stream broke off: {exc}", kind="stream", retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise BackendError(f"Ollama request failed: {type(exc).__name__}", kind="stream", retryable=True) from None
+        except ValueError as exc:  # a line that is not JSON, or JSON that is not a chat chunk
+            raise BackendError(f"Ollama sent a malformed reply ({type(exc).__name__})", kind="stream",
+                               retryable=True) from None
         for event in splitter.flush():
             yield event
         if final is None:
@@ -174,6 +176,10 @@ class OllamaBackend:
             if call.model in (m.model, m.name) or (m.model or "").split(":")[0] == call.model:
                 return m.context_length
         return None
+
+
+def _timeout(t: Timeouts) -> httpx.Timeout:
+    return httpx.Timeout(connect=t.connect, read=t.first_token, write=60.0, pool=60.0)
 
 
 def _response_error(exc: Any, model: str) -> BackendError:

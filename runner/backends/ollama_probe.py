@@ -15,6 +15,7 @@ import httpx
 
 from ..router import LocalModel, OllamaStatus
 from .base import tls_context
+from .redact import display_url
 
 PROBE_TIMEOUT = httpx.Timeout(connect=1.5, read=5.0, write=5.0, pool=5.0)
 
@@ -44,17 +45,18 @@ async def probe_ollama(host: str, cache_file: Path | None = None,
             return OllamaStatus(host, False, "unexpected answer from /api/tags")
 
         cache = _read_cache(cache_file)
-        todo = [n for n in pulled if f"{host}|{n}|{pulled[n]}" not in cache]
+        where = display_url(host)  # the cache file must not hold credentials from the URL
+        todo = [n for n in pulled if f"{where}|{n}|{pulled[n]}" not in cache]
         shows = await asyncio.gather(*(_show(client, n) for n in todo))
         for name, info in zip(todo, shows):
             if info is not None:
-                cache[f"{host}|{name}|{pulled[name]}"] = info
+                cache[f"{where}|{name}|{pulled[name]}"] = info
         if todo and cache_file is not None:
             _write_cache(cache_file, cache)
 
         models: dict[str, LocalModel] = {}
         for name in pulled:
-            info = cache.get(f"{host}|{name}|{pulled[name]}") or {}
+            info = cache.get(f"{where}|{name}|{pulled[name]}") or {}
             models[name] = LocalModel(info.get("context_length"), tuple(info.get("capabilities", ())))
         return OllamaStatus(host, True, None, version, models)
 

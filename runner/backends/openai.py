@@ -7,6 +7,7 @@ counted, and which request fields a server rejects.
 
 from __future__ import annotations
 
+import re
 from contextlib import aclosing
 from typing import Any, AsyncIterator
 
@@ -27,6 +28,9 @@ _FINISH = {
 }
 
 _SECRET_HEADER_WORDS = ("auth", "key", "token", "secret")
+
+# OpenAI's reasoning models take only the default temperature: any other value is a 400.
+_FIXED_TEMPERATURE = re.compile(r"^(o\d|gpt-5)")
 
 
 class OpenAIBackend:
@@ -65,7 +69,7 @@ class OpenAIBackend:
             body["stream_options"] = {"include_usage": True}
         if call.max_output_tokens is not None:
             body[self.max_tokens_field] = call.max_output_tokens
-        if call.temperature is not None:
+        if call.temperature is not None and not (self.provider == "openai" and _FIXED_TEMPERATURE.match(call.model)):
             body["temperature"] = call.temperature
         if call.seed is not None:
             body["random_seed" if mistral else "seed"] = call.seed

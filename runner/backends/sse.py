@@ -16,7 +16,7 @@ from typing import Any, AsyncIterable, AsyncIterator, Iterable
 import httpx
 
 from .base import BackendError, Call, Timeouts, error_from_status, parse_retry_after, tls_context
-from .redact import redact
+from .redact import display_url, redact
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
@@ -300,7 +300,7 @@ class SSEClient:
         headers: dict[str, str],
     ) -> AsyncIterator[tuple[str, str]]:
         """POST `body` as JSON to `url` and yield its SSE `(event, data)` pairs."""
-        where = self._redact(self.base_url)
+        where = self._redact(display_url(self.base_url))
         try:
             async with self._get_client().stream(
                 "POST", url, json=body, headers=headers, timeout=http_timeout(call.timeouts)

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import read_stdin, run
+from .common import check_max_cost, read_stdin, run
 
 
 def register(app: typer.Typer) -> None:
@@ -65,6 +65,7 @@ async def ask_command(args: AskArgs) -> int:
     config = load_config()
     if args.max_tokens is not None and args.max_tokens <= 0:
         raise UserError("--max-tokens must be a positive number")
+    check_max_cost(args.max_cost)
     skipped: list[str] = []
     documents = read_documents(args.files, skipped)
     for note in skipped:

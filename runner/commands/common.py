@@ -44,6 +44,12 @@ def guard(fn):
     return wrapper
 
 
+def check_max_cost(value: float | None, option: str = "--max-cost") -> None:
+    """A budget is zero or more US dollars (typer takes -1 and nan as floats)."""
+    if value is not None and not value >= 0:
+        raise UserError(f"{option} must be zero or more US dollars, not {value:g}")
+
+
 def load():
     from ..config import load_config
 

@@ -143,6 +143,9 @@ async def _run(config, args: CompareArgs):
         raise UserError("--concurrency must be at least 1")
     if args.max_tokens is not None and args.max_tokens <= 0:
         raise UserError("--max-tokens must be a positive number")
+    from .common import check_max_cost
+
+    check_max_cost(args.max_cost)
     default_task = args.task or config.settings.default_task
     config.profile(default_task)
     prompts, documents = _prompts(args)

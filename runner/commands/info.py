@@ -44,9 +44,11 @@ async def _models(as_json: bool) -> None:
         ready = not provider.key_env or provider.name in avail.keys
         status = "ready" if ready else f"no {provider.key_env}"
         rows.append({"model": ref, "local": provider.local, "context": info.context,
-                     "input_per_mtok": pricing.cost(ref, 1_000_000, 0), "output_per_mtok": pricing.cost(ref, 0, 1_000_000),
+                     "input_per_mtok": per_mtok(pricing, ref), "output_per_mtok": per_mtok(pricing, ref, output=True),
                      "ready": ready, "status": status})
-    servers = [{"provider": n, "host": s.host, "reachable": s.reachable, "version": s.version, "error": s.error}
+    from ..backends.redact import display_url
+
+    servers = [{"provider": n, "host": display_url(s.host), "reachable": s.reachable, "version": s.version, "error": s.error}
                for n, s in avail.ollama.items()]
     if as_json:
         print_json({"ollama": servers, "models": rows})
@@ -68,8 +70,22 @@ async def _models(as_json: bool) -> None:
     out.print(table)
 
 
+PRICE_PROBE_TOKENS = 1000
+
+
+def per_mtok(pricing, ref: str, *, output: bool = False) -> float | None:
+    """The base input (or output) rate in US dollars per million tokens. One call of a million
+    tokens would cross long-context tiers (above 200K input tokens Claude Sonnet 4.5 and Gemini
+    2.5 Pro charge double), so a small call is priced and scaled up."""
+    n = PRICE_PROBE_TOKENS
+    cost = pricing.cost(ref, 0 if output else n, n if output else 0)
+    return None if cost is None else round(cost * (1_000_000 / n), 6)
+
+
 def _price(v: float | None) -> str:
-    return "unknown" if v is None else f"{v:.2f}"
+    from ..render import fmt_cost
+
+    return "unknown" if v is None else fmt_cost(v).removeprefix("$")  # the column says $/M
 
 
 @guard

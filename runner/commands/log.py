@@ -25,7 +25,6 @@ def log_cmd(
 
     from ..config import load_config
     from ..render import fmt_cost, fmt_ms, out, print_json
-    from ..session import attempt_json
     from ..store import open_store
 
     config = load_config()
@@ -53,22 +52,16 @@ def log_cmd(
 
 
 def log_record(r: dict) -> dict:
-    from ..session import attempt_json
+    """A run of the log for scripts: the `ask --json` record plus the run's own columns."""
+    from ..compare_log import run_json
 
-    return {
-        "id": r["id"], "time": r["time"], "kind": r["kind"], "group_id": r["group_id"], "item_id": r["item_id"],
-        "model": r["model"], "task": r["task"], "ok": r["outcome"] == "ok", "outcome": r["outcome"],
-        "error": r["error"], "prompt": r["prompt"], "system": r["system"], "files": r["files"],
-        "text": r["text"], "thinking": r["thinking"], "input_tokens": r["input_tokens"],
-        "output_tokens": r["output_tokens"], "tokens_estimated": bool(r["tokens_estimated"]),
-        "est_input_tokens": r["est_input_tokens"], "ttft_ms": _r(r["ttft_ms"]), "latency_ms": _r(r["latency_ms"]),
-        "tokens_per_s": _r(r["tokens_per_s"]), "cost_usd": r["cost_usd"], "chunks": r["chunks"],
-        "attempts": [attempt_json(a) for a in r["attempts"]],
-    }
+    rec = {"id": r["id"], "time": r["time"], "kind": r["kind"], "group_id": r["group_id"], "item_id": r["item_id"]}
+    rec.update(run_json(r))
+    rec.update({k: r[k] for k in LOG_FIELDS})
+    return rec
 
 
-def _r(v):
-    return round(v, 1) if isinstance(v, float) else v
+LOG_FIELDS = ("outcome", "prompt", "system", "files", "est_input_tokens", "chunks")  # beyond `ask --json`'s
 
 
 @guard

@@ -32,7 +32,7 @@ from .tokens import (
     truncate_messages,
 )
 
-_O_SERIES = re.compile(r"^o\d")
+_O_SERIES = re.compile(r"^(o\d|gpt-5)")  # reasoning models: max_completion_tokens, temperature 1
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _DEFAULT_TYPE = {
     400: ("invalid_request_error", None),
