@@ -189,15 +189,18 @@ class Session:
 
 
     async def _replan_after_overflow(self, prepared: Prepared, result: RunResult) -> Prepared | None:
-        """A model refused or cut a prompt that the estimate said would fit, so the estimate was
-        low for that model's tokenizer. Raise its correction past what the failure proved and plan
-        again: the request then goes to a larger window, or is split — never answered from a cut."""
+        """A model refused a prompt that the estimate said would fit, so the estimate was low for
+        that model's tokenizer. Raise its correction past what the refusal proved and plan again:
+        the request then goes to a larger window, or is split — never answered from a cut.
+
+        A cut (kind "truncated") is not evidence against the estimate: it is usually a server
+        that ignored num_ctx, which a bigger estimate would not fix."""
         from .tokens import learning_key
 
         factors = dict(prepared.factors)
         changed = False
         for att in result.attempts:
-            if att.error_kind not in ("context", "truncated") or not att.est_input_tokens:
+            if att.error_kind != "context" or not att.est_input_tokens:
                 continue
             provider = self.config.providers.get(att.model.partition("/")[0])
             if provider is None:

@@ -24,6 +24,9 @@ class OllamaBackend:
         self.keep_alive = keep_alive
         self._transport = transport
         self._client = None
+        # model → the window a cut proved this server really used, whatever num_ctx asked for:
+        # later, when the prompt cache makes counts small, they are judged against it.
+        self._proven_window: dict[str, int] = {}
 
     def warm(self, timeouts: Timeouts) -> None:
         from .base import warm_http
@@ -119,13 +122,15 @@ class OllamaBackend:
             yield event
         if final is None:
             raise BackendError("Ollama stream ended without its final (done) line", kind="stream", retryable=True)
-        usage = Usage(input_tokens=final.prompt_eval_count, output_tokens=final.eval_count)
         metrics = {
             k: getattr(final, k, None)
             for k in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration")
         }
         metrics["num_ctx"] = body["options"].get("num_ctx")
-        await self._check_truncation(call, final.prompt_eval_count, body["options"].get("num_ctx"))
+        cached = await self._check_truncation(call, final.prompt_eval_count, body["options"].get("num_ctx"))
+        # A count that only covers what the KV cache did not hold is not the prompt's size: leave
+        # it unknown, and the runner records its own estimate, marked as one.
+        usage = Usage(input_tokens=None if cached else final.prompt_eval_count, output_tokens=final.eval_count)
         yield Done(usage=usage, finish_reason=final.done_reason, metrics=metrics)
 
     @staticmethod
@@ -135,37 +140,41 @@ class OllamaBackend:
 
     async def _check_window(self, call: Call) -> None:
         est = call.est_input_tokens or 0
-        window = await self._allocated_window(call)
+        window = await self._allocated_window(call) or self._proven_window.get(call.model)
         if window is not None and int(est * (1 - ESTIMATE_MARGIN)) > window:
             raise BackendError(
                 f"truncated by the server: at most {window:,} of ~{est:,} tokens evaluated (window {window:,})",
                 kind="truncated",
             )
 
-    async def _check_truncation(self, call: Call, evaluated: int | None, num_ctx: int | None) -> None:
-        """Fail the call if the server evaluated less of the prompt than could have fit.
+    async def _check_truncation(self, call: Call, evaluated: int | None, num_ctx: int | None) -> bool:
+        """Fail the call if the server evaluated less of the prompt than could have fit; return
+        True when the low count is explained by the prompt cache instead.
 
-        A low count alone is not proof: Ollama reuses a cached prompt prefix and then reports
-        only the new part. So a low count is checked against the window the server actually
-        allocated (/api/ps); if that is unknown, a count of a window's size means a cut.
+        A low count alone is not proof: some Ollama versions reuse a cached prompt prefix and
+        then report only the new part. So a low count is checked against the window the server
+        actually allocated (/api/ps); if that is unknown, a count of a window's size means a cut.
         """
         est = call.est_input_tokens
         if not est or evaluated is None:
-            return
+            return False
         est_low = int(est * (1 - ESTIMATE_MARGIN))
         if evaluated >= est_low:
-            return
-        window = await self._allocated_window(call)
+            return False
+        window = await self._allocated_window(call) or self._proven_window.get(call.model)
         if window is not None:
             cut = est_low > window
         else:
             cut = est_low > (num_ctx or 4096) or evaluated >= 1024
         if cut:
+            if evaluated >= 1024:
+                self._proven_window[call.model] = min(evaluated, self._proven_window.get(call.model, evaluated))
             raise BackendError(
                 f"truncated by the server: {evaluated:,} of ~{est:,} tokens evaluated"
                 + (f" (window {window:,})" if window else ""),
                 kind="truncated",
             )
+        return True
 
     async def _allocated_window(self, call: Call) -> int | None:
         try:

@@ -76,6 +76,14 @@ def _err(status: int, message: str, headers: dict[str, str] | None = None) -> Re
     return Reply(status, _go_json({"error": message}), "application/json; charset=utf-8", headers)
 
 
+def _prompt_counts(style: str, prompt: int, cached: int) -> dict[str, int]:
+    if not cached or style == "total":
+        return {"prompt_eval_count": prompt, **({"prompt_eval_cached_count": cached} if cached else {})}
+    if style == "new_only":
+        return {"prompt_eval_count": max(1, prompt - cached)}
+    return {}  # "omit": the field is simply missing
+
+
 def _iso(dt: datetime) -> str:
     return dt.isoformat().replace("+00:00", "Z")
 
@@ -124,6 +132,7 @@ class FakeOllama(FakeServer):
         honour_num_ctx: bool = True,
         honour_truncate: bool = True,
         ps_context: bool = True,
+        prompt_cache: str = "total",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -135,6 +144,13 @@ class FakeOllama(FakeServer):
         self.honour_num_ctx = honour_num_ctx
         self.honour_truncate = honour_truncate
         self.ps_context = ps_context  # False: /api/ps without context_length, as older servers
+        # How a prompt prefix reused from the KV cache shows in prompt_eval_count, by version:
+        # "total" (newest: the whole prompt, plus prompt_eval_cached_count), "new_only" (some
+        # versions count only newly evaluated tokens), "omit" (old ones drop the field).
+        if prompt_cache not in ("total", "new_only", "omit"):
+            raise ValueError(f"prompt_cache: {prompt_cache!r}")
+        self.prompt_cache = prompt_cache
+        self._last_prompt: dict[str, tuple[str, int]] = {}  # model -> (prompt text, tokens) in its KV cache
         # name -> {"num_ctx": window, "expires": datetime | None (forever), "loaded_at": ...}
         self.loaded: dict[str, dict[str, Any]] = {}
         self._started = datetime.now(timezone.utc)
@@ -313,7 +329,14 @@ class FakeOllama(FakeServer):
         # load / reload
         now = datetime.now(timezone.utc)
         st = self._is_loaded(key, now)
-        load_ns = WARM_LOAD_NS if st is not None and st["num_ctx"] == window else LOAD_NS
+        warm = st is not None and st["num_ctx"] == window
+        load_ns = WARM_LOAD_NS if warm else LOAD_NS
+        # The KV cache: a prompt that starts with the previous one reuses its tokens (all but the
+        # last, which is evaluated again), as long as the model stayed loaded with that window.
+        text = "\x00".join(m["role"] + "\x01" + m["content"] for m in messages)
+        prev = self._last_prompt.get(key) if warm else None
+        cached = max(0, prev[1] - 1) if prev and text.startswith(prev[0]) else 0
+        self._last_prompt[key] = (text, prompt)
         if keep_alive == 0:
             self.loaded.pop(key, None)
         else:
@@ -356,7 +379,7 @@ class FakeOllama(FakeServer):
                 "done_reason": done_reason,
                 "total_duration": max(1, t_end - t_start) + load_ns,
                 "load_duration": load_ns,
-                "prompt_eval_count": prompt,
+                **_prompt_counts(self.prompt_cache, prompt, cached),
                 "prompt_eval_duration": max(1, t_first - t_start),
                 "eval_count": eval_count,
                 "eval_duration": max(1, t_end - t_first),
