@@ -203,3 +203,19 @@ def test_a_row_requeued_after_a_429_counts_as_running_once(tmp_path, fake_openai
     b, code = asyncio.run(main())
     assert code == 0 and b.engine.requeued >= 1 and b.done == 3
     assert max(seen) == 1 and b.running == 0  # was 2 at most and 1 at the end
+
+
+def test_tokens_per_s_prefers_ollama_timing_and_counts_hidden_reasoning():
+    from runner.backends import Done, Usage
+    from runner.execute import AttemptResult, _tokens_per_s
+
+    res = AttemptResult("m", "ok", "t", output_tokens=100, text="visible")
+    # Ollama's own generation time wins: 50 tokens in 0.5 s of eval = 100 tok/s.
+    ollama = Done(Usage(10, 100), metrics={"eval_count": 50, "eval_duration": 500_000_000})
+    assert _tokens_per_s(ollama, res, start=0.0, first=1.0, end=2.0) == 100.0
+    # Streamed text only: from the first token.
+    plain = Done(Usage(10, 100))
+    assert _tokens_per_s(plain, res, start=0.0, first=1.0, end=2.0) == 100.0
+    # Reasoning that was never streamed happened before the first visible token: clock from the request.
+    hidden = Done(Usage(10, 100, reasoning_tokens=80))
+    assert _tokens_per_s(hidden, res, start=0.0, first=1.5, end=2.0) == 50.0
