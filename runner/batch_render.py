@@ -12,22 +12,13 @@ from rich.table import Table
 
 from .batch import Batch
 from .render import err, fmt_cost, fmt_ms, out
+from .router import fmt_tokens
 
 BAD_ROWS_SHOWN = 20
 
 
 def fmt_count(n: int) -> str:
     return f"{n:,}"
-
-
-def fmt_tokens_short(n: int) -> str:
-    if n >= 1_000_000:
-        return f"{n / 1e6:.1f}M"
-    if n >= 10_000:
-        return f"{n / 1e3:.0f}K"
-    if n >= 1000:
-        return f"{n / 1e3:.1f}K"
-    return str(n)
 
 
 def bad_rows(batch: Batch) -> None:
@@ -63,7 +54,7 @@ class ProgressView:
 
         class Counters(ProgressColumn):
             def render(self, task) -> Text:
-                info = (f"[red]✗ {batch.failed:,}[/] · ▶ {batch.running:,} · {fmt_tokens_short(batch.tokens)} tok · "
+                info = (f"[red]✗ {batch.failed:,}[/] · ▶ {batch.running:,} · {fmt_tokens(batch.tokens)} tok · "
                         f"{fmt_cost(batch.cost)}")
                 if batch.engine is not None and batch.engine.stopped == "interrupt":
                     info += " · [yellow]finishing the running rows (Ctrl-C again to abandon them)[/]"
@@ -210,7 +201,7 @@ def summary_table(batch: Batch, data: dict[str, Any], to_stderr: bool = False) -
         table.add_row(escape(m["model"]), fmt_count(m["rows"]), fmt_count(m["failed"]),
                       f"{fmt_ms(m['latency_ms_p50'])} / {fmt_ms(m['latency_ms_p95'])}",
                       f"{fmt_ms(m['ttft_ms_p50'])} / {fmt_ms(m['ttft_ms_p95'])}", tps,
-                      f"{fmt_tokens_short(m['input_tokens'])} / {fmt_tokens_short(m['output_tokens'])}", cost)
+                      f"{fmt_tokens(m['input_tokens'])} / {fmt_tokens(m['output_tokens'])}", cost)
     if not console.is_terminal:
         # Piped to a file, a table squeezed into 80 columns is unreadable: let it be as wide as it needs.
         from rich.console import Console
