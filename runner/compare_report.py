@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .compare import Cell, Column, Comparison, Judgement, PromptItem
-from .render import fmt_cost as fmt_usd  # noqa: F401 - the one cost formatter, under its old name here
 from .stats import percentile
 
 COST_EPSILON = 1e-12  # costs this close are a tie (e.g. several local models at $0)

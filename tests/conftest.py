@@ -4,7 +4,6 @@ no real base URLs, and Ollama pointed at a closed port unless a test starts a fa
 from __future__ import annotations
 
 import json
-import os
 import socket
 from dataclasses import dataclass
 

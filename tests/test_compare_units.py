@@ -7,7 +7,8 @@ import pytest
 
 from runner.compare import Cell, Column, Comparison, Judgement, PromptItem, item_id, parse_item_id
 from runner.compare_judge import LETTERS, build_prompt, judge_order, judgement_from_reply, parse_ranking
-from runner.compare_report import build_report, fmt_usd
+from runner.compare_report import build_report
+from runner.render import fmt_cost as fmt_usd
 from runner.report_html import answer_html, render_html
 from runner.report_md import render_markdown
 from runner.report_svg import Bar, Row, Series, bar_chart

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts, tls_context
+from .base import BackendError, Call, Done, Event, ThinkingDelta, Usage, Timeouts, tls_context
 from .redact import display_url
 from .thinktags import ThinkTagSplitter
 from ..tokens import ESTIMATE_MARGIN
@@ -107,7 +107,7 @@ class OllamaBackend:
                         final = part
         except ollama.ResponseError as exc:
             raise _response_error(exc, call.model) from None
-        except (ConnectionError, httpx.ConnectError) as exc:
+        except (ConnectionError, httpx.ConnectError):
             raise BackendError(f"Ollama not reachable at {display_url(self.host)}", kind="connect", retryable=True) from None
         except httpx.TimeoutException:
             raise BackendError(f"Ollama at {display_url(self.host)} timed out", kind="timeout", retryable=True) from None
