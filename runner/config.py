@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import options as generation
+from .backends.registry import PROTOCOLS
 from .errors import UserError
 from .yamlfile import YamlDoc, load_yaml
 
-PROTOCOLS = ("ollama", "openai", "anthropic", "gemini")
-OPTION_KEYS = {"temperature": (int, float), "max_output_tokens": int, "seed": int, "think": (bool, str)}
-THINK_LEVELS = ("low", "medium", "high")
 MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
 MIN_NUM_CTX = 512
 
@@ -45,6 +44,13 @@ class Provider:
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
             raise UserError(f"{self.key_env} contains a character that cannot be sent (a control character); check the value")
         return key
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL fit to show: no credentials, no query."""
+        from .redact import display_url
+
+        return display_url(self.base_url)
 
     def usable_key(self) -> str | None:
         """The key, or None when it is unset or unusable (the router says which, and why)."""
@@ -132,6 +138,13 @@ class Config:
     def model_info(self, ref: str) -> ModelInfo:
         return self.models.get(ref) or ModelInfo(ref)
 
+    def is_local(self, ref: str | None) -> bool:
+        """Does this provider/model run on the user's own machines? False for unknown refs."""
+        if not ref:
+            return False
+        provider = self.providers.get(ref.partition("/")[0])
+        return bool(provider and provider.local)
+
 
 def runner_home() -> Path:
     env = os.environ.get("RUNNER_HOME")
@@ -201,25 +214,12 @@ def _text(doc: YamlDoc, path: tuple, value: Any, what: str = "text") -> str:
 
 def _options(doc: YamlDoc, path: tuple, data: Any) -> dict:
     data = _want(doc, path, data or {}, dict, "a mapping")
-    _check_keys(doc, path, data, set(OPTION_KEYS))
-    checks = {
-        "temperature": lambda p, v: _number(doc, p, v, "a number, 0 or more", low=0),
-        "max_output_tokens": lambda p, v: _number(doc, p, v, "a whole number of tokens, 1 or more", whole=True, low=1),
-        "seed": lambda p, v: _number(doc, p, v, "a whole number", whole=True),
-        "think": _think(doc),
-    }
-    for key, check in checks.items():
-        if key in data and data[key] is not None:
-            check(path + (key,), data[key])
+    _check_keys(doc, path, data, set(generation.SPEC))
+    for key, value in data.items():
+        why = generation.problem(key, value)
+        if why:
+            raise doc.error(path + (key,), why)
     return dict(data)
-
-
-def _think(doc: YamlDoc):
-    def check(path: tuple, value: Any) -> None:
-        if not isinstance(value, bool) and value not in THINK_LEVELS:
-            raise doc.error(path, f"must be true, false, low, medium or high, not {value!r}")
-
-    return check
 
 
 def _price(doc: YamlDoc, path: tuple, data: Any) -> Price:

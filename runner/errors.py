@@ -5,9 +5,3 @@ class UserError(Exception):
     """A mistake the user can fix (bad config, unknown task, missing file, nothing reachable)."""
 
     exit_code = 2
-
-
-class AllAttemptsFailed(UserError):
-    """Every planned model failed; the message says why, one reason per model."""
-
-    exit_code = 1

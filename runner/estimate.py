@@ -8,13 +8,14 @@ of reading the text again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from math import ceil
 from typing import Iterable
 
-from .config import Config
+from .availability import Availability
+from .config import Config, Profile
 from .documents import Document
-from .router import ModelEstimate, Need
+from .router import ModelEstimate, Need, Pricer, RoutePlan, plan
 from .tokens import (
     LEARN_MIN_ESTIMATE,
     MESSAGE_OVERHEAD,
@@ -72,9 +73,7 @@ class Estimator:
 
 
 def estimator_for(ref: str, config: Config, factors: dict[str, float]) -> Estimator:
-    provider = config.providers.get(ref.partition("/")[0])
-    local = bool(provider and provider.local)
-    return Estimator(tokenizer_family(ref), factors.get(learning_key(ref, local)))
+    return Estimator(tokenizer_family(ref), factors.get(learning_key(ref, config.is_local(ref))))
 
 
 def build_need(stats: RequestStats, refs: Iterable[str], config: Config, factors: dict[str, float],
@@ -100,8 +99,7 @@ def learned_factors(config: Config, rows: Iterable[tuple[str, int, int]]) -> dic
     for ref, real, est in rows:
         if est < LEARN_MIN_ESTIMATE:
             continue
-        provider = config.providers.get(ref.partition("/")[0])
-        key = learning_key(ref, bool(provider and provider.local))
+        key = learning_key(ref, config.is_local(ref))
         ratios.setdefault(key, []).append(real / est)
     out = {}
     for key, values in ratios.items():
@@ -109,3 +107,30 @@ def learned_factors(config: Config, rows: Iterable[tuple[str, int, int]]) -> dic
         if factor is not None:
             out[key] = round(factor, 4)
     return out
+
+
+@dataclass(frozen=True)
+class Planner:
+    """stats → need → plan, for one request: the whole prompt, a chunk of a split document, the
+    call that combines the chunks' notes, or the request again after a server refused it."""
+
+    config: Config
+    profile: Profile
+    availability: Availability
+    pricer: Pricer
+    factors: dict[str, float]
+    output_tokens: int  # planned output (the options' max_output_tokens, else the default)
+    local_only: bool = False
+    max_cost_usd: float | None = None
+    options: dict = field(default_factory=dict)  # the command's generation options, given ones only
+
+    def need(self, stats: RequestStats) -> Need:
+        return build_need(stats, [c.model for c in self.profile.candidates], self.config, self.factors,
+                          self.output_tokens)
+
+    def plan(self, stats: RequestStats) -> RoutePlan:
+        return plan(self.need(stats), self.profile, self.config, self.availability, self.pricer,
+                    local_only=self.local_only, max_cost_usd=self.max_cost_usd, options=self.options)
+
+    def with_factors(self, factors: dict[str, float]) -> "Planner":
+        return replace(self, factors=factors)

@@ -10,34 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .availability import Availability
 from .config import Candidate, Config, Profile
-from .tokens import ESTIMATE_MARGIN
+from .tokens import ESTIMATE_MARGIN, fmt_tokens
 
 # Ollama reloads a model whenever num_ctx changes, so windows come in a few fixed sizes.
 NUM_CTX_STEPS = (4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576)
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    context_length: int | None
-    capabilities: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class OllamaStatus:
-    host: str
-    reachable: bool
-    error: str | None = None
-    version: str | None = None
-    models: dict[str, LocalModel] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Availability:
-    ollama: dict[str, OllamaStatus] = field(default_factory=dict)  # provider name → status
-    keys: frozenset[str] = frozenset()  # providers whose API key is set
-    cooling: dict[str, str] = field(default_factory=dict)  # provider → why it is cooling down
-    key_errors: dict[str, str] = field(default_factory=dict)  # provider → why its key can't be used
 
 
 @dataclass(frozen=True)
@@ -114,23 +92,6 @@ class RoutePlan:
 Pricer = Callable[[str, int, int], "float | None"]
 
 
-def fmt_tokens(n: int) -> str:
-    """32768 → '32K' (windows are powers of two), 60000 → '60K', 1000000 → '1M'."""
-    if n <= 0:
-        return str(n)
-    if n % (1 << 20) == 0:
-        return f"{n >> 20}M"
-    if n % 1024 == 0 and n >= 1024:
-        return f"{n >> 10}K"
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.3g}M"
-    if n >= 10_000:
-        return f"{round(n / 1000):,}K"
-    if n >= 1000:
-        return f"{n / 1000:.1f}K"
-    return str(n)
-
-
 def pick_num_ctx(need_tokens: int, window: int) -> int:
     for step in NUM_CTX_STEPS:
         if step >= need_tokens:
@@ -204,8 +165,7 @@ def _consider(
         status = availability.ollama.get(provider_name)
         if status is None or not status.reachable:
             why = f" ({status.error})" if status and status.error else ""
-            from .backends.redact import display_url  # never show credentials in OLLAMA_HOST
-            return Skip(ref, f"Ollama not reachable at {display_url(provider.base_url)}{why}")
+            return Skip(ref, f"Ollama not reachable at {provider.shown_url}{why}")  # never credentials in OLLAMA_HOST
         local = status.models.get(model) or status.models.get(_with_latest(model))
         if local is None:
             return Skip(ref, f"not pulled (ollama pull {model})")

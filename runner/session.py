@@ -7,64 +7,34 @@ the run log behave the same everywhere.
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
-from .availability import gather_availability
-from .backends import BackendPool
+from .availability import Availability, gather_availability
+from .backends import BackendPool, ErrorKind
 from .config import Candidate, Config, Profile
-from .documents import Document
-from .errors import UserError
-from .execute import AttemptResult, Executor, Limiter, OnEvent, RunResult
+from .estimate import Planner, request_stats
+from .execute import Executor, OnEvent, RunResult
+from .limits import Limits
+from .meter import AttemptResult
 from .pricing import Pricing
-from .router import Availability, Need, RoutePlan, plan
+from .records import run_summary
+from .request import Prepared, Request, user_content
+from .router import RoutePlan
 from .store import Store, open_store
+from .tokens import learning_key
 
 DEFAULT_OUTPUT_TOKENS = 1024
-
-
-@dataclass
-class Request:
-    prompt: str
-    task: str
-    documents: list[Document] = field(default_factory=list)
-    system: str | None = None  # --system; otherwise the profile's
-    model: str | None = None  # --model: bypass routing
-    local_only: bool = False
-    max_cost_usd: float | None = None
-    options: dict = field(default_factory=dict)  # command-line generation options
-
-
-def user_content(prompt: str, documents: list[Document]) -> str:
-    parts = [f'<document name="{d.name}">\n{d.text}\n</document>' for d in documents]
-    parts.append(prompt)
-    return "\n\n".join(p for p in parts if p)
-
-
-@dataclass
-class Prepared:
-    request: Request
-    profile: Profile
-    messages: list[dict]
-    system: str | None
-    need: Need
-    plan: RoutePlan
-    # Long documents: the size scan, the learned estimate corrections, and the split (map-reduce)
-    # when nothing can read the whole and the profile says `too_long: split`.
-    stats: Any = None
-    factors: dict = field(default_factory=dict)
-    availability: Availability | None = None
-    split: Any = None  # longdoc.SplitPlan
-    split_error: str | None = None
+MAX_REPLANS = 2
+OVERFLOW_MARGIN = 1.1
 
 
 class Session:
-    def __init__(self, config: Config, *, limiter: Limiter | None = None, store: Store | None = None) -> None:
+    def __init__(self, config: Config, *, limits: Limits | None = None, store: Store | None = None) -> None:
         self.config = config
         self.pricing = Pricing(config)
-        self.pool = BackendPool(config)
-        self.executor = Executor(config, self.pool, self.pricing, limiter=limiter)
+        self.pool = BackendPool(config.providers, config.settings)
+        self.limits = limits or Limits(config)
+        self.executor = Executor(config, self.pool, self.pricing, self.limits)
         self._store = store
         self._availability: Availability | None = None
         self._factors: dict[str, float] | None = None
@@ -99,8 +69,7 @@ class Session:
             extra = await gather_availability(self.config, new) if new else None
             if extra is not None and extra.ollama:
                 self._availability = replace(self._availability, ollama={**known, **extra.ollama})
-        now = time.monotonic()
-        cooling = {p: f"{p} is cooling down after rate limits" for p, until in self.executor.cooldown.items() if until > now}
+        cooling = self.limits.cooling()
         return replace(self._availability, cooling=cooling) if cooling else self._availability
 
     def token_factors(self) -> dict[str, float]:
@@ -117,25 +86,23 @@ class Session:
 
     async def prepare(self, request: Request, availability: Availability | None = None,
                       factors: dict[str, float] | None = None) -> Prepared:
-        from .estimate import build_need, request_stats
-
         profile = self.profile_for(request)
         system = request.system if request.system is not None else profile.system
         messages = [{"role": "user", "content": user_content(request.prompt, request.documents)}]
-        options = {**profile.options, **{k: v for k, v in request.options.items() if v is not None}}
-        stats = request_stats(request.prompt, request.documents, system)
-        factors = self.token_factors() if factors is None else factors
-        need = build_need(stats, [c.model for c in profile.candidates], self.config, factors,
-                          int(options.get("max_output_tokens") or DEFAULT_OUTPUT_TOKENS))
+        given = request.options.as_dict()
+        output = {**profile.options, **given}.get("max_output_tokens") or DEFAULT_OUTPUT_TOKENS
         if availability is None:
             availability = await self.availability([c.model for c in profile.candidates])
-        route = plan(need, profile, self.config, availability, self.pricing.estimate,
-                     local_only=request.local_only, max_cost_usd=request.max_cost_usd, options=request.options)
-        prepared = Prepared(request, profile, messages, system, need, route, stats, factors, availability)
+        planner = Planner(self.config, profile, availability, self.pricing.estimate,
+                          self.token_factors() if factors is None else factors, int(output),
+                          request.local_only, request.max_cost_usd, given)
+        stats = request_stats(request.prompt, request.documents, system)
+        route = planner.plan(stats)
+        prepared = Prepared(request, profile, messages, system, route, stats, planner)
         if route.too_long and profile.too_long == "split" and request.documents:
             from .longdoc import plan_split
 
-            prepared.split, prepared.split_error = plan_split(prepared, self, availability, factors)
+            prepared.split, prepared.split_error = plan_split(prepared)
         return prepared
 
     async def answer(self, prepared: Prepared, *, kind: str = "ask", group_id: str | None = None,
@@ -159,7 +126,8 @@ class Session:
             if prep.split is not None:
                 from .longdoc import run_split
 
-                return await run_split(self, prep, on_event=on_event, on_attempt=record, on_progress=on_progress)
+                return await run_split(prep, self.executor, on_event=on_event, on_attempt=record,
+                                       on_progress=on_progress)
             return await self.executor.run(prep.plan, prep.messages, prep.system, on_event=on_event, on_attempt=record)
 
         try:
@@ -187,7 +155,6 @@ class Session:
             self.store.finish_run(run_id, run_summary(result))
         return result, run_id
 
-
     async def _replan_after_overflow(self, prepared: Prepared, result: RunResult) -> Prepared | None:
         """A model refused a prompt that the estimate said would fit, so the estimate was low for
         that model's tokenizer. Raise its correction past what the refusal proved and plan again:
@@ -195,15 +162,12 @@ class Session:
 
         A cut (kind "truncated") is not evidence against the estimate: it is usually a server
         that ignored num_ctx, which a bigger estimate would not fix."""
-        from .tokens import learning_key
-
         factors = dict(prepared.factors)
         changed = False
         for att in result.attempts:
-            if att.error_kind != "context" or not att.est_input_tokens:
+            if att.error_kind != ErrorKind.CONTEXT or not att.est_input_tokens:
                 continue
-            provider = self.config.providers.get(att.model.partition("/")[0])
-            if provider is None:
+            if att.model.partition("/")[0] not in self.config.providers:
                 continue
             if att.num_ctx:
                 window = att.num_ctx
@@ -212,7 +176,7 @@ class Session:
                 window = (context or 0) - prepared.need.output_tokens
             if window <= 0:
                 continue
-            key = learning_key(att.model, provider.local)
+            key = learning_key(att.model, self.config.is_local(att.model))
             old = factors.get(key) or 1.0
             # The real count is above the window: aim past it, and at least 25% past the old guess.
             new = max(old * 1.25, OVERFLOW_MARGIN * window / att.est_input_tokens)
@@ -227,71 +191,6 @@ class Session:
         return again
 
 
-MAX_REPLANS = 2
-OVERFLOW_MARGIN = 1.1
-
-
 def no_route_message(route: RoutePlan) -> str:
     reasons = "; ".join(f"{s.ref}: {s.reason}" for s in route.skipped)
     return f"no model can take this request for task '{route.task}' ({reasons})"
-
-
-def run_summary(result: RunResult) -> dict[str, Any]:
-    """The run's row: the answering attempt's figures, cost summed over every attempt."""
-    ans = result.answer
-    known = [a.cost_usd for a in result.attempts if a.cost_usd is not None]
-    out: dict[str, Any] = {"outcome": "ok" if result.ok else "failed", "error": None if result.ok else result.error}
-    if ans is not None:
-        out.update(model=ans.model, text=ans.text, thinking=ans.thinking or None,
-                   input_tokens=ans.input_tokens, output_tokens=ans.output_tokens,
-                   tokens_estimated=ans.tokens_estimated, ttft_ms=ans.ttft_ms, latency_ms=ans.latency_ms,
-                   tokens_per_s=ans.tokens_per_s,
-                   cost_usd=None if ans.cost_usd is None else sum(known))
-    totals = getattr(result, "totals", None)
-    if totals:  # a split document: the run's sums over every chunk and combine call
-        out.update(totals)
-    return out
-
-
-def result_json(task: str, result: RunResult, run_id: int | None = None) -> dict[str, Any]:
-    """The script contract of `ask --json` (and each row of `log --json`)."""
-    s = run_summary(result)
-    return {
-        "id": run_id,
-        "model": s.get("model"),
-        "task": task,
-        "ok": result.ok,
-        "error": s.get("error"),
-        "text": s.get("text"),
-        "thinking": s.get("thinking"),
-        "input_tokens": s.get("input_tokens"),
-        "output_tokens": s.get("output_tokens"),
-        "tokens_estimated": bool(s.get("tokens_estimated")),
-        "ttft_ms": _round(s.get("ttft_ms")),
-        "latency_ms": _round(s.get("latency_ms")),
-        "tokens_per_s": _round(s.get("tokens_per_s")),
-        "cost_usd": s.get("cost_usd"),
-        "attempts": [attempt_json(a.record()) for a in result.attempts],
-        **({"chunks": result.chunks} if getattr(result, "chunks", None) else {}),
-    }
-
-
-def attempt_json(a: dict[str, Any]) -> dict[str, Any]:
-    out = {"model": a["model"], "outcome": a["outcome"]}
-    if a.get("error"):
-        out["error"] = a["error"]
-    if a.get("part"):
-        out["part"] = a["part"]
-    for key in ("input_tokens", "output_tokens", "ttft_ms", "latency_ms", "cost_usd"):
-        out[key] = _round(a.get(key)) if key.endswith("_ms") else a.get(key)
-    return out
-
-
-def _round(v: Any) -> Any:
-    return round(v, 1) if isinstance(v, float) else v
-
-
-def ensure_prompt(prompt: str) -> str:
-    if not prompt.strip():
-        raise UserError("no prompt: give one as an argument, with -f files, or on standard input")
-    return prompt

@@ -1,8 +1,11 @@
-"""Aggregates over logged attempts: per-model latency percentiles, tokens, cost, local savings."""
+"""Aggregates over calls: one `Aggregate` per model (or column) gives calls, failures, p50/p95
+time to first token and latency, median tokens/s, tokens and cost. `runner stats`, the batch
+summary and compare's per-column summary all use it; `summarise` adds what local runs saved."""
 
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any, Iterable
 
 from .config import Config
@@ -19,40 +22,99 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     return ordered[k]
 
 
+class Aggregate:
+    """Figures over many calls, kept compact (arrays of floats) so a batch of 100,000 rows stays small.
+
+    Timings, tokens/s and tokens count answered calls only; cost counts every call whose cost is
+    known (a failed call may have been billed). `cost_usd` is None only when some answer's price
+    is unknown and no cost at all is known."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = 0
+        self.failed = 0
+        self.ttft = array("d")
+        self.latency = array("d")
+        self.tps = array("d")
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.estimated = 0  # answered calls whose token counts are estimates
+        self.known_cost = 0.0
+        self.priced = 0  # calls whose cost is known
+        self.unknown_cost = 0  # answered calls of unknown price
+
+    def add(self, r: dict[str, Any]) -> None:
+        """One call or run: a record with `ok` (or a log row with `outcome`) and the usual figures."""
+        ok = r["ok"] if "ok" in r else r.get("outcome") == "ok"
+        self.calls += 1
+        cost = r.get("cost_usd")
+        if cost is not None:
+            self.known_cost += cost
+            self.priced += 1
+        if not ok:
+            self.failed += 1
+            return
+        if cost is None:
+            self.unknown_cost += 1
+        for key, values in (("ttft_ms", self.ttft), ("latency_ms", self.latency)):
+            if r.get(key) is not None:
+                values.append(r[key])
+        if r.get("tokens_per_s"):
+            self.tps.append(r["tokens_per_s"])
+        self.input_tokens += r.get("input_tokens") or 0
+        self.output_tokens += r.get("output_tokens") or 0
+        self.estimated += bool(r.get("tokens_estimated"))
+
+    @property
+    def ok(self) -> int:
+        return self.calls - self.failed
+
+    @property
+    def cost_usd(self) -> float | None:
+        if self.priced == 0 and self.unknown_cost:
+            return None
+        return self.known_cost
+
+    def p(self, which: str, q: float) -> float | None:
+        return percentile({"ttft": self.ttft, "latency": self.latency, "tps": self.tps}[which], q)
+
+
+def aggregate(rows: Iterable[dict[str, Any]], key: str = "model") -> dict[str, Aggregate]:
+    out: dict[str, Aggregate] = {}
+    for r in rows:
+        name = r.get(key) or "(no model)"
+        agg = out.get(name)
+        if agg is None:
+            agg = out[name] = Aggregate(name)
+        agg.add(r)
+    return out
+
+
 def summarise(attempts: list[dict[str, Any]], config: Config, pricing: Pricing, versus: str) -> dict[str, Any]:
-    by_model: dict[str, list[dict]] = {}
-    for a in attempts:
-        by_model.setdefault(a["model"], []).append(a)
+    """`runner stats`: per model, and what the local calls would have cost on `versus`."""
     models = []
     total, unknown = 0.0, 0
     saved = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "versus_cost_usd": 0.0}
     versus_costs: list[float | None] = []
-    for model, rows in sorted(by_model.items()):
-        ok = [r for r in rows if r["outcome"] == "ok"]
-        provider = config.providers.get(model.partition("/")[0])
-        local = bool(provider and provider.local)
-        costs = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
-        unknown += sum(1 for r in ok if r["cost_usd"] is None)
-        total += sum(costs)
-        tps = [r["tokens_per_s"] for r in ok if r["tokens_per_s"]]
+    for model, agg in sorted(aggregate(attempts).items()):
+        local = config.is_local(model)
+        unknown += agg.unknown_cost
+        total += agg.known_cost
         models.append({
-            "model": model, "local": local, "calls": len(rows), "failed": len(rows) - len(ok),
-            "p50_ttft_ms": percentile([r["ttft_ms"] for r in ok if r["ttft_ms"] is not None], 50),
-            "p50_latency_ms": percentile([r["latency_ms"] for r in ok if r["latency_ms"] is not None], 50),
-            "p95_latency_ms": percentile([r["latency_ms"] for r in ok if r["latency_ms"] is not None], 95),
-            "tokens_per_s": sum(tps) / len(tps) if tps else None,
-            "input_tokens": sum(r["input_tokens"] or 0 for r in ok),
-            "output_tokens": sum(r["output_tokens"] or 0 for r in ok),
-            "cost_usd": sum(costs) if costs or not ok else None,
+            "model": model, "local": local, "calls": agg.calls, "failed": agg.failed,
+            "p50_ttft_ms": agg.p("ttft", 50), "p50_latency_ms": agg.p("latency", 50),
+            "p95_latency_ms": agg.p("latency", 95), "tokens_per_s": agg.p("tps", 50),
+            "input_tokens": agg.input_tokens, "output_tokens": agg.output_tokens, "cost_usd": agg.cost_usd,
         })
-        if local:
-            for r in ok:
-                saved["calls"] += 1
-                saved["input_tokens"] += r["input_tokens"] or 0
-                saved["output_tokens"] += r["output_tokens"] or 0
-                # Each call priced on its own: prices are tiered by a call's size (e.g. above 200K
-                # input tokens), so one giant call of the summed tokens would cost more.
-                versus_costs.append(pricing.cost(versus, r["input_tokens"] or 0, r["output_tokens"] or 0))
+    for r in attempts:
+        if r["outcome"] != "ok" or not config.is_local(r["model"]):
+            continue
+        saved["calls"] += 1
+        saved["input_tokens"] += r["input_tokens"] or 0
+        saved["output_tokens"] += r["output_tokens"] or 0
+        # Each call priced on its own: prices are tiered by a call's size (e.g. above 200K
+        # input tokens), so one giant call of the summed tokens would cost more.
+        versus_costs.append(pricing.cost(versus, r["input_tokens"] or 0, r["output_tokens"] or 0))
     if saved["calls"]:
         saved["versus_cost_usd"] = None if None in versus_costs else sum(versus_costs)
     return {"models": models, "total_cost_usd": total, "unknown_cost_calls": unknown,

@@ -175,8 +175,18 @@ def estimate_tokens(text: str, family: str = "default") -> int:
     return tokens_for(text_stats(text), family) if text else 0
 
 
-def estimate_messages(messages: list[dict], system: str | None = None, family: str = "default") -> int:
-    total = sum(estimate_tokens(m.get("content", ""), family) + MESSAGE_OVERHEAD for m in messages)
-    if system:
-        total += estimate_tokens(system, family) + MESSAGE_OVERHEAD
-    return total
+def fmt_tokens(n: int) -> str:
+    """32768 → '32K' (windows are powers of two), 60000 → '60K', 1000000 → '1M'."""
+    if n <= 0:
+        return str(n)
+    if n % (1 << 20) == 0:
+        return f"{n >> 20}M"
+    if n % 1024 == 0 and n >= 1024:
+        return f"{n >> 10}K"
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.3g}M"
+    if n >= 10_000:
+        return f"{round(n / 1000):,}K"
+    if n >= 1000:
+        return f"{n / 1000:.1f}K"
+    return str(n)

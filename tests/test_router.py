@@ -8,7 +8,8 @@ import pytest
 
 from runner.config import Candidate, Profile, load_config
 from runner.pricing import Pricing
-from runner.router import Availability, LocalModel, Need, OllamaStatus, pick_num_ctx, plan
+from runner.availability import Availability, LocalModel, OllamaStatus
+from runner.router import Need, pick_num_ctx, plan
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
+from .base import Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
+from .errors import BackendError, ErrorKind
 from .sse import SSEClient, drain, load_json, stream_error
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -38,6 +39,10 @@ class AnthropicBackend:
         if api_key:
             self._headers["x-api-key"] = api_key
         self._http = SSEClient(self.base_url, [api_key], transport=transport)
+
+    @classmethod
+    def from_provider(cls, provider: Any, settings: Any) -> "AnthropicBackend":
+        return cls(provider.base_url, provider.api_key())
 
     def request_body(self, call: Call) -> dict[str, Any]:
         # Anthropic has no system role in messages: fold any into the top-level system.
@@ -115,10 +120,10 @@ class AnthropicBackend:
                 await drain(events)
         if not stopped:
             raise BackendError(
-                "stream ended before message_stop (connection dropped?)", kind="stream", retryable=True
+                "stream ended before message_stop (connection dropped?)", kind=ErrorKind.STREAM, retryable=True
             )
         if stop_reason == "refusal":
-            raise BackendError("the model refused to answer (stop_reason: refusal)", kind="blocked")
+            raise BackendError("the model refused to answer (stop_reason: refusal)", kind=ErrorKind.BLOCKED)
         usage = Usage(
             # input_tokens excludes cache reads and writes; ours is the total input.
             input_tokens=input_tokens + cache_read + cache_write if have_usage else None,

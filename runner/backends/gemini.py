@@ -8,8 +8,9 @@ from urllib.parse import quote
 
 import httpx
 
-from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
-from .redact import redact
+from .base import Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
+from .errors import BackendError, ErrorKind
+from ..redact import redact
 from .sse import SSEClient, load_json, stream_error
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -37,6 +38,10 @@ class GeminiBackend:
     def url(self, model: str) -> str:
         model = quote(model.removeprefix("models/"), safe="")
         return f"{self.base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+
+    @classmethod
+    def from_provider(cls, provider: Any, settings: Any) -> "GeminiBackend":
+        return cls(provider.base_url, provider.api_key())
 
     def request_body(self, call: Call) -> dict[str, Any]:
         system = [call.system] if call.system else []
@@ -82,7 +87,7 @@ class GeminiBackend:
                     message = f"prompt blocked by Gemini: {feedback['blockReason']}"
                     if detail:
                         message = redact(f"{message} ({detail})", self._http.secrets)
-                    raise BackendError(message, kind="blocked")
+                    raise BackendError(message, kind=ErrorKind.BLOCKED)
                 if chunk.get("usageMetadata"):  # running totals: the last one wins
                     meta = chunk["usageMetadata"]
                 for candidate in (chunk.get("candidates") or [])[:1]:
@@ -93,14 +98,14 @@ class GeminiBackend:
                     reason = candidate.get("finishReason")
                     if reason in _BLOCKED:
                         raise BackendError(
-                            f"response blocked by Gemini: finishReason {reason}", kind="blocked"
+                            f"response blocked by Gemini: finishReason {reason}", kind=ErrorKind.BLOCKED
                         )
                     if reason and reason != "FINISH_REASON_UNSPECIFIED":
                         finish = reason
         # No end marker in this protocol: a finishReason followed by the end of the body is it.
         if finish is None:
             raise BackendError(
-                "stream ended without a finishReason (connection dropped?)", kind="stream", retryable=True
+                "stream ended without a finishReason (connection dropped?)", kind=ErrorKind.STREAM, retryable=True
             )
         yield Done(usage=_usage(meta), finish_reason=_FINISH.get(finish, finish.lower()))
 

@@ -1,58 +1,52 @@
-"""Ollama's native /api/chat through the official `ollama` client.
+"""Ollama's native /api/chat, streamed as NDJSON over httpx.
 
 The native API (not /v1) because only it honours `options.num_ctx`. The router sizes num_ctx
 to fit the prompt; this module also checks `prompt_eval_count` afterwards, because an older
 server cuts an over-long prompt from the front with HTTP 200 and says nothing.
+
+Not the official `ollama` client: its `chat()` cannot send `truncate` or `shift` (the two fields
+that make a too-long prompt an error instead of a silent cut), so using it meant calling its
+private `_request`; and importing it (pydantic) cost ~0.3 s of every local call's start-up.
+The protocol is one POST and one JSON object per line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import BackendError, Call, Done, Event, ThinkingDelta, Usage, Timeouts, tls_context
-from .redact import display_url
-from .thinktags import ThinkTagSplitter
 from ..tokens import ESTIMATE_MARGIN
+from .base import Call, Done, Event, ThinkingDelta, Timeouts, Usage
+from .errors import BackendError, ErrorKind, error_from_status, parse_retry_after
+from .http import HttpClient, describe, http_timeout
+from ..redact import display_url
+from .sse import error_detail, sse_lines
+from .thinktags import ThinkTagSplitter
+
+METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration")
 
 
 class OllamaBackend:
     def __init__(self, host: str, *, keep_alive: str | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.host = host
         self.keep_alive = keep_alive
-        self._transport = transport
-        self._client = None
+        self._http = HttpClient(host, [], transport=transport)
         # model → the window a cut proved this server really used, whatever num_ctx asked for:
         # later, when the prompt cache makes counts small, they are judged against it.
         self._proven_window: dict[str, int] = {}
 
+    @classmethod
+    def from_provider(cls, provider: Any, settings: Any) -> "OllamaBackend":
+        return cls(provider.base_url, keep_alive=settings.ollama_keep_alive)
+
     def warm(self, timeouts: Timeouts) -> None:
-        from .base import warm_http
-
-        warm_http()
-        self._client_for(timeouts)
-
-    def _get_client(self, call: Call):
-        return self._client_for(call.timeouts)
-
-    def _client_for(self, t: Timeouts):
-        import ollama  # heavy (pydantic): loaded only when a local call is made
-
-        if self._client is None:
-            kwargs: dict[str, Any] = {"verify": tls_context()}
-            if self._transport is not None:
-                kwargs["transport"] = self._transport
-            # The client's default timeout is none at all; a stalled server would hang forever.
-            # Each chat passes its own timeouts; this default covers the small /api/ps calls.
-            self._client = ollama.AsyncClient(host=self.host, timeout=_timeout(t), **kwargs)
-        return self._client
+        self._http.warm()
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client._client.aclose()
-            self._client = None
+        await self._http.aclose()
 
     def request_body(self, call: Call) -> dict[str, Any]:
         messages = list(call.messages)
@@ -77,61 +71,73 @@ class OllamaBackend:
             body["keep_alive"] = self.keep_alive
         return body
 
-    async def stream(self, call: Call) -> AsyncIterator[Event]:
-        import ollama
+    async def _lines(self, call: Call, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """POST /api/chat and yield each NDJSON object; every failure is a BackendError."""
+        try:
+            async with self._http.client().stream("POST", f"{self.host}/api/chat", json=body,
+                                                  timeout=http_timeout(call.timeouts)) as resp:
+                if not resp.is_success:
+                    await resp.aread()
+                    raise _status_error(resp, call.model)
+                async for line in sse_lines(resp.aiter_bytes()):  # CR/LF only, as in sse.py
+                    if not line.strip():
+                        continue
+                    part = json.loads(line)
+                    if not isinstance(part, dict):
+                        raise ValueError("not a JSON object")
+                    if part.get("error"):
+                        # An error after the stream began: HTTP stayed 200, the answer is incomplete.
+                        raise BackendError(f"Ollama failed mid-stream: {part['error']}", kind=ErrorKind.STREAM,
+                                           retryable=True)
+                    yield part
+        except httpx.ConnectError:
+            raise BackendError(f"Ollama not reachable at {display_url(self.host)}", kind=ErrorKind.CONNECT,
+                               retryable=True) from None
+        except httpx.TimeoutException:
+            raise BackendError(f"Ollama at {display_url(self.host)} timed out", kind=ErrorKind.TIMEOUT,
+                               retryable=True) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise BackendError(f"Ollama stream broke off: {describe(exc)}", kind=ErrorKind.STREAM,
+                               retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise BackendError(f"Ollama request failed: {type(exc).__name__}", kind=ErrorKind.STREAM,
+                               retryable=True) from None
+        except ValueError as exc:  # a line that is not JSON, or JSON that is not a chat chunk
+            raise BackendError(f"Ollama sent a malformed reply ({type(exc).__name__})", kind=ErrorKind.STREAM,
+                               retryable=True) from None
 
-        client = self._get_client(call)
+    async def stream(self, call: Call) -> AsyncIterator[Event]:
         body = self.request_body(call)
         splitter = ThinkTagSplitter()
-        final = None
+        final: dict[str, Any] | None = None
         checked = not self._may_be_cut(call)
-        try:
-            # chat() has no `truncate` argument, so the body goes through the client's own
-            # request path: same transport, NDJSON parsing and error types as chat().
-            parts = await client._request(ollama.ChatResponse, "POST", "/api/chat", json=body, stream=True,
-                                          timeout=_timeout(call.timeouts))
-            async with contextlib.aclosing(parts):  # a consumer that stops early hangs up at once
-                async for part in parts:
-                    msg = part.message
-                    if not checked:
-                        # Before showing a word: a window smaller than the prompt means the server
-                        # cut it, whatever was asked for (a proxy that drops options, an old server).
-                        checked = True
-                        await self._check_window(call)  # raising hangs up: the server stops generating
-                    if msg is not None and msg.thinking:
-                        yield ThinkingDelta(msg.thinking)
-                    if msg is not None and msg.content:
-                        for event in splitter.feed(msg.content):
-                            yield event
-                    if part.done:
-                        final = part
-        except ollama.ResponseError as exc:
-            raise _response_error(exc, call.model) from None
-        except (ConnectionError, httpx.ConnectError):
-            raise BackendError(f"Ollama not reachable at {display_url(self.host)}", kind="connect", retryable=True) from None
-        except httpx.TimeoutException:
-            raise BackendError(f"Ollama at {display_url(self.host)} timed out", kind="timeout", retryable=True) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise BackendError(f"Ollama stream broke off: {exc}", kind="stream", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise BackendError(f"Ollama request failed: {type(exc).__name__}", kind="stream", retryable=True) from None
-        except ValueError as exc:  # a line that is not JSON, or JSON that is not a chat chunk
-            raise BackendError(f"Ollama sent a malformed reply ({type(exc).__name__})", kind="stream",
-                               retryable=True) from None
+        parts = self._lines(call, body)
+        async with contextlib.aclosing(parts):  # a consumer that stops early hangs up at once
+            async for part in parts:
+                msg = part.get("message") or {}
+                if not checked:
+                    # Before showing a word: a window smaller than the prompt means the server
+                    # cut it, whatever was asked for (a proxy that drops options, an old server).
+                    checked = True
+                    await self._check_window(call)  # raising hangs up: the server stops generating
+                if isinstance(msg.get("thinking"), str) and msg["thinking"]:
+                    yield ThinkingDelta(msg["thinking"])
+                if isinstance(msg.get("content"), str) and msg["content"]:
+                    for event in splitter.feed(msg["content"]):
+                        yield event
+                if part.get("done"):
+                    final = part
         for event in splitter.flush():
             yield event
         if final is None:
-            raise BackendError("Ollama stream ended without its final (done) line", kind="stream", retryable=True)
-        metrics = {
-            k: getattr(final, k, None)
-            for k in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration")
-        }
+            raise BackendError("Ollama stream ended without its final (done) line", kind=ErrorKind.STREAM, retryable=True)
+        metrics = {k: final.get(k) for k in METRICS}
         metrics["num_ctx"] = body["options"].get("num_ctx")
-        cached = await self._check_truncation(call, final.prompt_eval_count, body["options"].get("num_ctx"))
+        cached = await self._check_truncation(call, final.get("prompt_eval_count"), body["options"].get("num_ctx"))
         # A count that only covers what the KV cache did not hold is not the prompt's size: leave
         # it unknown, and the runner records its own estimate, marked as one.
-        usage = Usage(input_tokens=None if cached else final.prompt_eval_count, output_tokens=final.eval_count)
-        yield Done(usage=usage, finish_reason=final.done_reason, metrics=metrics)
+        usage = Usage(input_tokens=None if cached else final.get("prompt_eval_count"), output_tokens=final.get("eval_count"))
+        yield Done(usage=usage, finish_reason=final.get("done_reason"), metrics=metrics)
 
     @staticmethod
     def _may_be_cut(call: Call) -> bool:
@@ -144,7 +150,7 @@ class OllamaBackend:
         if window is not None and int(est * (1 - ESTIMATE_MARGIN)) > window:
             raise BackendError(
                 f"truncated by the server: at most {window:,} of ~{est:,} tokens evaluated (window {window:,})",
-                kind="truncated",
+                kind=ErrorKind.TRUNCATED,
             )
 
     async def _check_truncation(self, call: Call, evaluated: int | None, num_ctx: int | None) -> bool:
@@ -172,35 +178,30 @@ class OllamaBackend:
             raise BackendError(
                 f"truncated by the server: {evaluated:,} of ~{est:,} tokens evaluated"
                 + (f" (window {window:,})" if window else ""),
-                kind="truncated",
+                kind=ErrorKind.TRUNCATED,
             )
         return True
 
     async def _allocated_window(self, call: Call) -> int | None:
         try:
-            loaded = await self._get_client(call).ps()
+            resp = await self._http.client().get(f"{self.host}/api/ps", timeout=http_timeout(call.timeouts))
+            resp.raise_for_status()
+            loaded = resp.json().get("models") or []
         except Exception:  # any failure here means "unknown", and the caller stays safe
             return None
-        for m in loaded.models:
-            if call.model in (m.model, m.name) or (m.model or "").split(":")[0] == call.model:
-                return m.context_length
+        for m in loaded:
+            names = (m.get("model"), m.get("name"))
+            if call.model in names or (m.get("model") or "").split(":")[0] == call.model:
+                return m.get("context_length")
         return None
 
 
-def _timeout(t: Timeouts) -> httpx.Timeout:
-    return httpx.Timeout(connect=t.connect, read=t.first_token, write=60.0, pool=60.0)
-
-
-def _response_error(exc: Any, model: str) -> BackendError:
-    message = str(getattr(exc, "error", exc)).strip()
-    status = getattr(exc, "status_code", None)
-    if status == -1 or status is None:
-        # An error line after the stream began: HTTP stayed 200, the answer is incomplete.
-        return BackendError(f"Ollama failed mid-stream: {message}", kind="stream", retryable=True)
+def _status_error(resp: httpx.Response, model: str) -> BackendError:
+    message, _, _ = error_detail(resp.content)
+    message = message.strip()
+    status = resp.status_code
     if status == 404 and "not found" in message:
-        return BackendError(f"{message} (ollama pull {model})", kind="not_found", status=404)
+        return BackendError(f"{message} (ollama pull {model})", kind=ErrorKind.NOT_FOUND, status=404)
     if "context length" in message or "context window" in message:
-        return BackendError(f"Ollama refused the prompt: {message}", kind="context", status=status)
-    from .base import error_from_status
-
-    return error_from_status(status, message)
+        return BackendError(f"Ollama refused the prompt: {message}", kind=ErrorKind.CONTEXT, status=status)
+    return error_from_status(status, message, parse_retry_after(resp.headers))

@@ -9,30 +9,42 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from ..router import LocalModel, OllamaStatus
-from .base import tls_context
-from .redact import display_url
+from .http import tls_context
+from ..redact import display_url
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What one Ollama server said about itself."""
+
+    host: str
+    reachable: bool
+    error: str | None = None
+    version: str | None = None
+    models: dict[str, dict] = field(default_factory=dict)  # name → {context_length, capabilities}
+
 
 PROBE_TIMEOUT = httpx.Timeout(connect=1.5, read=5.0, write=5.0, pool=5.0)
 
 
 async def probe_ollama(host: str, cache_file: Path | None = None,
-                       transport: httpx.AsyncBaseTransport | None = None) -> OllamaStatus:
+                       transport: httpx.AsyncBaseTransport | None = None) -> ServerInfo:
     """Status of the server at `host`, with the context length and capabilities of each pulled model."""
     async with httpx.AsyncClient(base_url=host, timeout=PROBE_TIMEOUT, transport=transport, verify=tls_context()) as client:
         try:
             version_resp, tags_resp = await asyncio.gather(client.get("/api/version"), client.get("/api/tags"))
             tags_resp.raise_for_status()
         except httpx.ConnectError:
-            return OllamaStatus(host, False, "connection refused")
+            return ServerInfo(host, False, "connection refused")
         except httpx.TimeoutException:
-            return OllamaStatus(host, False, "timed out")
+            return ServerInfo(host, False, "timed out")
         except (httpx.HTTPError, ValueError) as exc:
-            return OllamaStatus(host, False, type(exc).__name__)
+            return ServerInfo(host, False, type(exc).__name__)
         version = None
         if version_resp.status_code == 200:
             try:
@@ -42,7 +54,7 @@ async def probe_ollama(host: str, cache_file: Path | None = None,
         try:
             pulled = {m.get("name") or m.get("model"): m.get("digest", "") for m in tags_resp.json().get("models", [])}
         except (ValueError, AttributeError):
-            return OllamaStatus(host, False, "unexpected answer from /api/tags")
+            return ServerInfo(host, False, "unexpected answer from /api/tags")
 
         cache = _read_cache(cache_file)
         where = display_url(host)  # the cache file must not hold credentials from the URL
@@ -54,11 +66,8 @@ async def probe_ollama(host: str, cache_file: Path | None = None,
         if todo and cache_file is not None:
             _write_cache(cache_file, cache)
 
-        models: dict[str, LocalModel] = {}
-        for name in pulled:
-            info = cache.get(f"{where}|{name}|{pulled[name]}") or {}
-            models[name] = LocalModel(info.get("context_length"), tuple(info.get("capabilities", ())))
-        return OllamaStatus(host, True, None, version, models)
+        models = {name: cache.get(f"{where}|{name}|{pulled[name]}") or {} for name in pulled}
+        return ServerInfo(host, True, None, version, models)
 
 
 async def _show(client: httpx.AsyncClient, name: str) -> dict | None:

@@ -13,7 +13,8 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import BackendError, Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
+from .base import Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
+from .errors import BackendError, ErrorKind
 from .sse import SSEClient, drain, load_json, stream_error
 
 # Compatible servers use their own words for the two ordinary endings.
@@ -57,6 +58,11 @@ class OpenAIBackend:
             v for k, v in (headers or {}).items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS)
         ]
         self._http = SSEClient(self.base_url, secrets, transport=transport)
+
+    @classmethod
+    def from_provider(cls, provider: Any, settings: Any) -> "OpenAIBackend":
+        return cls(provider.base_url, provider.api_key(), provider=provider.name,
+                   max_tokens_field=provider.max_tokens_field)
 
     def request_body(self, call: Call) -> dict[str, Any]:
         messages = [{"role": "system", "content": call.system}] if call.system else []
@@ -116,10 +122,10 @@ class OpenAIBackend:
                 await drain(events)
         if not done:
             raise BackendError(
-                "stream ended before data: [DONE] (connection dropped?)", kind="stream", retryable=True
+                "stream ended before data: [DONE] (connection dropped?)", kind=ErrorKind.STREAM, retryable=True
             )
         if finish == "content_filter":
-            raise BackendError("response stopped by the provider's content filter", kind="blocked")
+            raise BackendError("response stopped by the provider's content filter", kind=ErrorKind.BLOCKED)
         yield Done(usage=_usage(usage), finish_reason=_FINISH.get(finish, finish) if finish else None)
 
     async def aclose(self) -> None:

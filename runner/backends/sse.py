@@ -15,8 +15,10 @@ from typing import Any, AsyncIterable, AsyncIterator, Iterable
 
 import httpx
 
-from .base import BackendError, Call, Timeouts, error_from_status, parse_retry_after, tls_context
-from .redact import display_url, redact
+from .base import Call
+from .errors import BackendError, ErrorKind, error_from_status, parse_retry_after
+from .http import HttpClient, http_timeout
+from ..redact import redact
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
@@ -115,30 +117,30 @@ _CONTEXT_RE = re.compile(
 
 # Provider error types and codes (OpenAI `type`/`code`, Anthropic `error.type`, Google `status`).
 _ERROR_TYPES: dict[str, tuple[str, bool]] = {
-    "overloaded_error": ("overloaded", True),
-    "unavailable": ("overloaded", True),
-    "rate_limit_error": ("rate_limit", True),
-    "rate_limit_exceeded": ("rate_limit", True),
-    "resource_exhausted": ("rate_limit", True),
-    "api_error": ("server", True),
-    "server_error": ("server", True),
-    "internal": ("server", True),
-    "internal_error": ("server", True),
-    "deadline_exceeded": ("timeout", True),
-    "timeout_error": ("timeout", True),
-    "authentication_error": ("auth", False),
-    "permission_error": ("auth", False),
-    "unauthenticated": ("auth", False),
-    "permission_denied": ("auth", False),
-    "invalid_api_key": ("auth", False),
-    "not_found_error": ("not_found", False),
-    "not_found": ("not_found", False),
-    "model_not_found": ("not_found", False),
-    "request_too_large": ("context", False),
-    "context_length_exceeded": ("context", False),
-    "exceed_context_size_error": ("context", False),  # llama.cpp
-    "invalid_request_error": ("bad_request", False),
-    "invalid_argument": ("bad_request", False),
+    "overloaded_error": (ErrorKind.OVERLOADED, True),
+    "unavailable": (ErrorKind.OVERLOADED, True),
+    "rate_limit_error": (ErrorKind.RATE_LIMIT, True),
+    "rate_limit_exceeded": (ErrorKind.RATE_LIMIT, True),
+    "resource_exhausted": (ErrorKind.RATE_LIMIT, True),
+    "api_error": (ErrorKind.SERVER, True),
+    "server_error": (ErrorKind.SERVER, True),
+    "internal": (ErrorKind.SERVER, True),
+    "internal_error": (ErrorKind.SERVER, True),
+    "deadline_exceeded": (ErrorKind.TIMEOUT, True),
+    "timeout_error": (ErrorKind.TIMEOUT, True),
+    "authentication_error": (ErrorKind.AUTH, False),
+    "permission_error": (ErrorKind.AUTH, False),
+    "unauthenticated": (ErrorKind.AUTH, False),
+    "permission_denied": (ErrorKind.AUTH, False),
+    "invalid_api_key": (ErrorKind.AUTH, False),
+    "not_found_error": (ErrorKind.NOT_FOUND, False),
+    "not_found": (ErrorKind.NOT_FOUND, False),
+    "model_not_found": (ErrorKind.NOT_FOUND, False),
+    "request_too_large": (ErrorKind.CONTEXT, False),
+    "context_length_exceeded": (ErrorKind.CONTEXT, False),
+    "exceed_context_size_error": (ErrorKind.CONTEXT, False),  # llama.cpp
+    "invalid_request_error": (ErrorKind.BAD_REQUEST, False),
+    "invalid_argument": (ErrorKind.BAD_REQUEST, False),
 }
 
 
@@ -186,7 +188,7 @@ def load_json(data: str, secrets: Iterable[str | None] = ()) -> dict[str, Any]:
         obj = None
     if not isinstance(obj, dict):
         raise BackendError(
-            redact(f"malformed stream event: {data[:200]!r}", secrets), kind="stream", retryable=True
+            redact(f"malformed stream event: {data[:200]!r}", secrets), kind=ErrorKind.STREAM, retryable=True
         )
     return obj
 
@@ -200,20 +202,20 @@ def stream_error(body: Any, secrets: Iterable[str | None]) -> BackendError:
         kind, retryable = mapped.kind, mapped.retryable
     else:
         kind, retryable = _ERROR_TYPES.get(str(code).lower()) or _ERROR_TYPES.get(
-            str(etype).lower(), ("", False)
+            str(etype).lower(), (None, False)
         )
     if not kind:
         text = f"{etype} {message}".lower()
         if "overload" in text:
-            kind, retryable = "overloaded", True
+            kind, retryable = ErrorKind.OVERLOADED, True
         elif "rate limit" in text or "rate_limit" in text or "too many requests" in text:
-            kind, retryable = "rate_limit", True
+            kind, retryable = ErrorKind.RATE_LIMIT, True
         elif any(w in text for w in ("server", "internal", "unavailable", "timeout", "timed out")):
-            kind, retryable = "server", True
+            kind, retryable = ErrorKind.SERVER, True
         else:
-            kind, retryable = "stream", False
-    if kind in ("bad_request", "stream") and _is_context(etype, code, message):
-        kind, retryable = "context", False
+            kind, retryable = ErrorKind.STREAM, False
+    if kind in (ErrorKind.BAD_REQUEST, ErrorKind.STREAM) and _is_context(etype, code, message):
+        kind, retryable = ErrorKind.CONTEXT, False
     label = f"{etype}: " if etype else ""
     return BackendError(f"error mid-stream: {label}{message}", kind=kind, retryable=retryable)
 
@@ -240,57 +242,16 @@ def status_error(resp: httpx.Response, secrets: Iterable[str | None]) -> Backend
     if retry_after is None:
         retry_after = _retry_delay(resp.content)
     err = error_from_status(resp.status_code, message, retry_after)
-    if err.kind == "bad_request" and _is_context(etype, code, message):
-        err.kind = "context"
+    if err.kind == ErrorKind.BAD_REQUEST and _is_context(etype, code, message):
+        err.kind = ErrorKind.CONTEXT
     return err
 
 
 # --- the client -------------------------------------------------------------------------------
 
 
-def _describe(exc: Exception) -> str:
-    return str(exc) or type(exc).__name__
-
-
-def http_timeout(t: Timeouts) -> httpx.Timeout:
-    # `read` bounds every gap between bytes, so the first token is the longest wait we allow;
-    # the total is the executor's job.
-    return httpx.Timeout(connect=t.connect, read=t.first_token, write=30.0, pool=30.0)
-
-
-class SSEClient:
-    """One lazily created, reused `httpx.AsyncClient`, and SSE POSTs with uniform error mapping."""
-
-    def __init__(
-        self,
-        base_url: str,
-        secrets: Iterable[str | None],
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.base_url = base_url
-        self.secrets = [s for s in secrets if s]
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
-
-    def warm(self) -> None:
-        from .base import warm_http
-
-        warm_http()
-        self._get_client()
-
-    def _get_client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self._transport, timeout=http_timeout(Timeouts()), verify=tls_context(),
-                # The per-provider limiter caps concurrency, not the pool: httpx's defaults (100
-                # connections, 20 kept alive) would reconnect on every call beyond 20 at once.
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            )
-        return self._client
-
-    def _redact(self, text: str) -> str:
-        return redact(text, self.secrets)
+class SSEClient(HttpClient):
+    """SSE POSTs over the backend's shared client, every failure a redacted BackendError."""
 
     async def events(
         self,
@@ -300,9 +261,8 @@ class SSEClient:
         headers: dict[str, str],
     ) -> AsyncIterator[tuple[str, str]]:
         """POST `body` as JSON to `url` and yield its SSE `(event, data)` pairs."""
-        where = self._redact(display_url(self.base_url))
         try:
-            async with self._get_client().stream(
+            async with self.client().stream(
                 "POST", url, json=body, headers=headers, timeout=http_timeout(call.timeouts)
             ) as resp:
                 if not resp.is_success:
@@ -310,36 +270,5 @@ class SSEClient:
                     raise status_error(resp, self.secrets)
                 async for item in aiter_sse(resp):
                     yield item
-        except (httpx.ConnectError, httpx.ProxyError) as exc:
-            raise BackendError(
-                self._redact(f"cannot connect to {where}: {_describe(exc)}"), kind="connect", retryable=True
-            ) from exc
-        except httpx.ConnectTimeout as exc:
-            raise BackendError(
-                f"timed out connecting to {where} after {call.timeouts.connect:g}s",
-                kind="timeout",
-                retryable=True,
-            ) from exc
-        except httpx.ReadTimeout as exc:
-            raise BackendError(
-                f"no data from {where} for {call.timeouts.first_token:g}s", kind="timeout", retryable=True
-            ) from exc
-        except httpx.TimeoutException as exc:  # pool or write
-            raise BackendError(
-                f"timed out talking to {where} ({type(exc).__name__})", kind="timeout", retryable=True
-            ) from exc
-        except (httpx.RemoteProtocolError, httpx.NetworkError) as exc:  # read/write/close errors
-            raise BackendError(
-                self._redact(f"connection to {where} broke: {_describe(exc)}"), kind="stream", retryable=True
-            ) from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            message = self._redact(f"bad base URL {where}: {_describe(exc)}")
-            raise BackendError(message, kind="bad_request") from exc
-        except httpx.HTTPError as exc:  # anything else httpx raises (e.g. a body that fails to decode)
-            message = self._redact(f"request to {where} failed: {_describe(exc)}")
-            raise BackendError(message, kind="stream") from exc
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc, call.timeouts) from exc

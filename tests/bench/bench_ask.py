@@ -65,7 +65,8 @@ async def bench_overhead(n: int = 40) -> None:
     import httpx
 
     from runner.config import load_config
-    from runner.session import Request, Session
+    from runner.request import Request
+from runner.session import Session
     from tests.fakes.openai import FakeOpenAI
 
     fake = FakeOpenAI(models={"gpt-4.1": 1_047_576})
@@ -105,7 +106,8 @@ async def bench_overhead(n: int = 40) -> None:
 def bench_plan(n: int = 20000) -> None:
     from runner.config import load_config
     from runner.pricing import Pricing
-    from runner.router import Availability, LocalModel, Need, OllamaStatus, plan
+    from runner.availability import Availability, LocalModel, OllamaStatus
+from runner.router import Need, plan
 
     config = load_config()
     avail = Availability(

@@ -228,7 +228,7 @@ def bench_overhead(n: int = 20_000) -> None:
 
 
 def bench_durability(n: int = 2000) -> None:
-    from runner.batch_results import ResultsWriter
+    from runner.batch.results import ResultsWriter
     from runner.store import Store
 
     tmp = Path(tempfile.mkdtemp())

@@ -105,7 +105,7 @@ WARM_UP: list[float] = []
 
 
 def time_warm_up() -> None:
-    import runner.compare as compare
+    import runner.compare.model as compare
 
     original = compare._warm_up
 
@@ -120,12 +120,13 @@ def time_warm_up() -> None:
 
 
 async def one_run(n_prompts: int, concurrency: int) -> tuple[float, float, int, int]:
-    from runner.compare import Column, Plan, PromptItem, run_comparison
-    from runner.compare_report import build_report, local_checker
+    from runner.compare.model import Column, Plan, PromptItem
+from runner.compare.run import run_comparison
+    from runner.compare.report import build_report, local_checker
     from runner.config import load_config
-    from runner.limits import AdaptiveLimiter
-    from runner.report_html import render_html
-    from runner.report_md import render_markdown
+    from runner.limits import Limits
+    from runner.render.compare_html import render_html
+    from runner.render.compare_md import render_markdown
     from runner.session import Session
 
     os.environ["RUNNER_HOME"] = tempfile.mkdtemp(prefix="bench-compare-")
@@ -135,7 +136,7 @@ async def one_run(n_prompts: int, concurrency: int) -> tuple[float, float, int, 
     plan = Plan(prompts=[PromptItem(f"Question {i}: what is {i} + {i}?") for i in range(n_prompts)],
                 columns=[Column.for_model(ref) for ref, _, _ in MODELS], default_task="general",
                 concurrency=concurrency)
-    session = Session(config, limiter=AdaptiveLimiter(config))
+    session = Session(config, limits=Limits(config))
     try:
         start = time.perf_counter()
         comp = await run_comparison(session, plan)

@@ -1,0 +1,106 @@
+"""The HTTP plumbing every backend shares: one TLS context, one keep-alive client per backend,
+one timeout policy, and one mapping from transport failures to BackendError."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import httpx
+
+from .base import Timeouts
+from .errors import BackendError, ErrorKind
+from ..redact import display_url, redact
+
+_TLS = None
+
+
+def tls_context():
+    """One TLS context for every client: building one loads the CA bundle (~40 ms each)."""
+    global _TLS
+    if _TLS is None:
+        import ssl
+
+        import certifi  # httpx's own CA bundle, so verification behaves exactly as its default
+
+        _TLS = ssl.create_default_context(cafile=certifi.where())
+    return _TLS
+
+
+def warm_http() -> None:
+    """httpx defers some imports to its first request (httpcore's anyio backend); do them now."""
+    try:
+        import anyio
+
+        anyio.Event()
+    except Exception:  # only a warm-up: the real call reports any problem
+        pass
+
+
+def http_timeout(t: Timeouts) -> httpx.Timeout:
+    # `read` bounds every gap between bytes; the first token and the whole call are the
+    # executor's to enforce. 60 s for a write: a long document over a slow uplink.
+    return httpx.Timeout(connect=t.connect, read=t.first_token, write=60.0, pool=60.0)
+
+
+def describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class HttpClient:
+    """One lazily created, reused `httpx.AsyncClient` for a backend, with its secrets for redaction."""
+
+    def __init__(self, base_url: str, secrets: Iterable[str | None], *,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url
+        self.secrets = [s for s in secrets if s]
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def where(self) -> str:
+        return self.redact(display_url(self.base_url))
+
+    def warm(self) -> None:
+        warm_http()
+        self.client()
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=self._transport, timeout=http_timeout(Timeouts()), verify=tls_context(),
+                # The per-provider limiter caps concurrency, not the pool: httpx's defaults (100
+                # connections, 20 kept alive) would reconnect on every call beyond 20 at once.
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            )
+        return self._client
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    def transport_error(self, exc: httpx.HTTPError, timeouts: Timeouts) -> BackendError:
+        """The one-line BackendError for a failure below HTTP (connect, timeouts, a broken stream)."""
+        where = self.where
+        if isinstance(exc, (httpx.ConnectError, httpx.ProxyError)):
+            return BackendError(self.redact(f"cannot connect to {where}: {describe(exc)}"),
+                                kind=ErrorKind.CONNECT, retryable=True)
+        if isinstance(exc, httpx.ConnectTimeout):
+            return BackendError(f"timed out connecting to {where} after {timeouts.connect:g}s",
+                                kind=ErrorKind.TIMEOUT, retryable=True)
+        if isinstance(exc, httpx.ReadTimeout):
+            return BackendError(f"no data from {where} for {timeouts.first_token:g}s",
+                                kind=ErrorKind.TIMEOUT, retryable=True)
+        if isinstance(exc, httpx.TimeoutException):  # pool or write
+            return BackendError(f"timed out talking to {where} ({type(exc).__name__})",
+                                kind=ErrorKind.TIMEOUT, retryable=True)
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.NetworkError)):  # read/write/close errors
+            return BackendError(self.redact(f"connection to {where} broke: {describe(exc)}"),
+                                kind=ErrorKind.STREAM, retryable=True)
+        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+            return BackendError(self.redact(f"bad base URL {where}: {describe(exc)}"), kind=ErrorKind.BAD_REQUEST)
+        # anything else httpx raises (e.g. a body that fails to decode)
+        return BackendError(self.redact(f"request to {where} failed: {describe(exc)}"), kind=ErrorKind.STREAM)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

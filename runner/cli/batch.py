@@ -1,0 +1,157 @@
+"""`runner batch`: a prompt file, run concurrently across backends, into a resumable results file."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .common import run
+from .options import AsJson, LocalOnly, MaxTokens, Temperature, Think
+
+HELP = """Run every prompt of a file (JSONL, YAML, CSV or text: one prompt per paragraph), routed by task like `ask`, many at once, into a results file with one line per row.
+
+Running the same command again resumes: rows already answered are skipped and failed rows are tried again. A killed run (even kill -9) loses no finished row. Every call is in the run log under the batch id (`runner log --group ID`).
+
+Exit codes: 0 every row answered; 1 some rows failed or were invalid (run again to retry); 2 a usage mistake, nothing sent; 3 stopped by --max-cost (run again with a larger budget); 130 interrupted (run again to resume).
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command(help=HELP)(batch)
+
+
+def batch(
+    file: Path = typer.Argument(..., help="The prompt file: .jsonl, .yaml, .csv/.tsv, or text (one prompt per paragraph).", show_default=False),
+    out: Optional[str] = typer.Option(None, "-o", "--out", help="Results file (resumed if it exists); '-' for standard output. Default: ./FILE-STEM.results.jsonl (or .csv)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Results format: jsonl or csv (default: from --out's extension, else jsonl)."),
+    input_format: Optional[str] = typer.Option(None, "--input-format", help="Read the prompt file as jsonl, yaml, csv, tsv or text (default: from its extension)."),
+    task: Optional[str] = typer.Option(None, "-t", "--task", help="Task profile for rows that name no task or model (default: the configured default task)."),
+    model: Optional[str] = typer.Option(None, "-m", "--model", help="provider/model for rows that name no task or model; skips routing."),
+    system: Optional[str] = typer.Option(None, "-s", "--system", help="System prompt for rows that have none (replaces the profile's)."),
+    template: Optional[str] = typer.Option(None, "--template", help="Prompt template for rows without a prompt, e.g. 'Translate to French: {text}' over a CSV."),
+    concurrency: Optional[int] = typer.Option(None, "-c", "--concurrency", help="Rows in flight at once, all backends together (default 8, or the largest --limit)."),
+    limits: List[str] = typer.Option([], "--limit", help="Per-backend limit, e.g. --limit openai=32 --limit ollama=2. Default: ollama.num_parallel for Ollama, hosted_concurrency (8) for hosted APIs; halved on 429, grown back on success. Repeatable."),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Budget in USD for the whole results file: no new row starts once the batch would pass it."),
+    max_tokens: MaxTokens = None,
+    temperature: Temperature = None,
+    think: Think = None,
+    local_only: LocalOnly = False,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show every row's routing and the estimated total cost; send nothing."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over: empty the results file instead of resuming it."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary (or the --dry-run plan) as JSON for scripts."),
+) -> None:
+    code = run(batch_command(file=file, out=out, input_format=input_format, out_format=fmt, task=task, model=model,
+                             system=system, template=template, local_only=local_only, max_tokens=max_tokens,
+                             temperature=temperature, think=think, concurrency=concurrency, max_cost=max_cost,
+                             overwrite=overwrite, dry_run=dry_run, as_json=as_json, limits=limits))
+    if code:
+        raise typer.Exit(code)
+
+
+def parse_limits(items: list[str]) -> dict[str, int]:
+    from ..errors import UserError
+
+    limits: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            n = int(value)
+        except ValueError:
+            n = None
+        if not sep or not name.strip() or n is None:
+            raise UserError(f"--limit {item}: write it PROVIDER=N, e.g. --limit openai=32")
+        limits[name.strip()] = n
+    return limits
+
+
+def resume_command(options) -> str:
+    parts = ["runner", "batch", str(options.file)]
+    if options.out:
+        parts += ["--out", options.out]
+    if options.out_format:
+        parts += ["--format", options.out_format]
+    return shlex.join(parts) + (" …" if _has_other_options(options) else "")
+
+
+def _has_other_options(o) -> bool:
+    return any([o.task, o.model, o.system, o.template, o.input_format, o.limits, o.concurrency,
+                o.options.as_dict(), o.local_only])
+
+
+async def batch_command(*, dry_run: bool, as_json: bool, limits: list[str] = (), max_tokens=None, temperature=None,
+                        think=None, **fields) -> int:
+    import asyncio
+    import signal
+    import sys
+
+    from ..batch import Batch, BatchOptions
+    from ..config import load_config
+    from ..render import err, print_json
+    from ..render.batch import ProgressView, bad_rows, closing_notes, dry_run as show_dry_run, summary_table
+    from .options import generation_options
+
+    options = BatchOptions(**fields, options=generation_options(max_tokens, temperature, think),
+                           limits=parse_limits(list(limits)))
+    config = load_config()
+    b = Batch(config, options)
+    try:
+        b.read(dry_run=dry_run)
+        if not as_json:
+            bad_rows(b)
+        if dry_run:
+            return await show_dry_run(b, as_json)
+        if b.scan.todo == 0:
+            b.close()
+            data = b.summary()
+            if as_json:
+                print_json(data)
+            else:
+                err.print(f"all {b.scan.rows:,} rows are already answered in {b.writer and b.writer.shown or data['out']}; "
+                          "nothing to do (--overwrite starts over)")
+            return b.exit_code()
+        if b.writer is not None and b.writer.path is not None and b.scan.todo < b.scan.rows and not as_json and err.is_terminal:
+            err.print(f"resuming {b.writer.shown}: {b.scan.rows - b.scan.todo:,} rows already answered, {b.scan.todo:,} to go")
+
+        loop = asyncio.get_running_loop()
+        installed = []
+
+        def on_signal(sig: int) -> None:
+            if sig == signal.SIGTERM:
+                b.interrupt()
+                b.interrupt()  # terminate: abandon the running rows now
+            elif b.interrupt():
+                err.print("[yellow]abandoning the running rows[/]")
+            elif not sys.stderr.isatty():  # on a terminal the progress bar says so
+                err.print(f"[yellow]stopping:[/] finishing the {b.running:,} running rows (Ctrl-C again to abandon them)")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+                pass
+        try:
+            with ProgressView(b, enabled=None):
+                code = await b.run()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+    finally:
+        b.close()
+        await b.session.aclose()
+
+    data = b.summary()
+    to_stderr = b.out_path is None  # results are on stdout: keep it clean
+    if as_json and to_stderr:
+        import json
+
+        sys.stderr.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    elif as_json:
+        print_json(data)
+    else:
+        summary_table(b, data, to_stderr=to_stderr)
+    closing_notes(b, data, resume_command(options))
+    return code
