@@ -6,6 +6,19 @@ blocks): the first request writes the prefix up to the last breakpoint
 (``cache_read_input_tokens``); ``input_tokens`` EXCLUDES both. Prefixes under 1024 tokens (2048 for
 haiku) are not cached. Thinking (``thinking: {"type": "enabled", "budget_tokens": N}``) streams a
 thinking block at index 0; its text is ``thinking[model]`` or a generated sentence.
+
+``cache_creation_detail = True`` adds the current API's breakdown to every usage object:
+``"cache_creation": {"ephemeral_5m_input_tokens": A, "ephemeral_1h_input_tokens": B}`` (A + B =
+``cache_creation_input_tokens``; a write goes to the 1h bucket when its breakpoint's
+``cache_control`` has ``"ttl": "1h"``).
+
+``Fault`` extras: ``finish_reason`` sets ``stop_reason`` (e.g. ``refusal``, ``pause_turn``,
+``model_context_window_exceeded``: the stream still ends with message_delta + message_stop, as the
+real API does); ``usage`` is deep-merged into the usage of message_start (and of a non-streamed
+body); when it has ``cache_creation`` but no ``cache_creation_input_tokens``, the latter becomes the
+sum of the buckets; its ``output_tokens`` also goes to message_delta. ``cut``: message_start and the
+first block's start/delta, then the body ends cleanly (no message_delta, no message_stop).
+``json_body`` / ``stream_as_json``: a streamed request gets the non-streamed message body.
 """
 
 from __future__ import annotations
@@ -13,7 +26,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, dumps, json_reply
+from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, deep_merge, dumps, json_reply
 from .tokens import (
     MESSAGE_OVERHEAD,
     chunk_words,
@@ -68,6 +81,7 @@ class FakeAnthropic(FakeServer):
         self.thinking: dict[str, str] = dict(thinking or {})
         self._breakpoints: dict[str, set[int]] = {}
         self._ids = itertools.count(1)
+        self.cache_creation_detail = False  # True: usage carries the cache_creation 5m/1h breakdown
 
     async def handle(self, req: Recorded) -> Any:
         path = req.path.rstrip("/")
@@ -79,10 +93,10 @@ class FakeAnthropic(FakeServer):
 
     # ---------------------------------------------------------------- request parsing
 
-    def _parse(self, body: dict[str, Any]) -> tuple[list[dict[str, str]], list[tuple[Any, int, bool]]] | Reply:
-        """Normalised messages (system first) and the cacheable units (key, tokens, breakpoint)."""
+    def _parse(self, body: dict[str, Any]) -> tuple[list[dict[str, str]], list[tuple[Any, int, Any]]] | Reply:
+        """Normalised messages (system first) and the cacheable units (key, tokens, cache_control or None)."""
         norm: list[dict[str, str]] = []
-        units: list[tuple[Any, int, bool]] = []
+        units: list[tuple[Any, int, Any]] = []
         system = body.get("system")
         if system is not None:
             if isinstance(system, str):
@@ -95,7 +109,7 @@ class FakeAnthropic(FakeServer):
             for j, b in enumerate(blocks):
                 t = b.get("text") or ""
                 texts.append(t)
-                units.append((("system", t), count_tokens(t) + (MESSAGE_OVERHEAD if j == 0 else 0), bool(b.get("cache_control"))))
+                units.append((("system", t), count_tokens(t) + (MESSAGE_OVERHEAD if j == 0 else 0), b.get("cache_control") or None))
             if blocks:
                 norm.append({"role": "system", "content": "\n".join(texts)})
         raw = body.get("messages")
@@ -125,17 +139,17 @@ class FakeAnthropic(FakeServer):
             for j, b in enumerate(blocks):
                 t = content_text(b) if b.get("type") in ("text", None) else content_text(b.get("text"))
                 texts.append(t)
-                units.append(((role, t), count_tokens(t) + (MESSAGE_OVERHEAD if j == 0 else 0), bool(b.get("cache_control"))))
+                units.append(((role, t), count_tokens(t) + (MESSAGE_OVERHEAD if j == 0 else 0), b.get("cache_control") or None))
             if not blocks:
-                units.append(((role, ""), MESSAGE_OVERHEAD, False))
+                units.append(((role, ""), MESSAGE_OVERHEAD, None))
             norm.append({"role": role, "content": "\n".join(texts)})
         return norm, units
 
-    def _cache(self, name: str, units: list[tuple[Any, int, bool]]) -> tuple[int, int]:
-        """(cache_read, cache_write) tokens for this prompt, then remember its breakpoints."""
+    def _cache(self, name: str, units: list[tuple[Any, int, Any]]) -> tuple[int, int, int]:
+        """(cache_read, cache_write, of which 1h writes) for this prompt, then remember its breakpoints."""
         marks = [i for i, u in enumerate(units) if u[2]]
         if not marks:
-            return 0, 0
+            return 0, 0, 0
         minimum = 2048 if "haiku" in name else 1024
         seen = self._breakpoints.setdefault(name, set())
         hashes, totals = [], []
@@ -154,9 +168,17 @@ class FakeAnthropic(FakeServer):
         for i in marks:
             if totals[i] >= minimum and hashes[i] not in seen:
                 seen.add(hashes[i])
+        write_1h = 0
         if totals[marks[-1]] >= minimum:
             write = totals[marks[-1]] - read
-        return read, write
+            floor = read  # each breakpoint's segment beyond what was read goes to its ttl's bucket
+            for i in marks:
+                part = max(0, totals[i] - floor)
+                floor = max(floor, totals[i])
+                cc = units[i][2]
+                if isinstance(cc, dict) and cc.get("ttl") == "1h":
+                    write_1h += part
+        return read, write, write_1h
 
     # ---------------------------------------------------------------- /v1/messages
 
@@ -173,6 +195,8 @@ class FakeAnthropic(FakeServer):
             return _bad("model: Field required")
         fault = None if count_only else await self.begin(name)
         if fault is not None and fault.status:
+            if fault.raw_body is not None:
+                return fault.raw_reply()
             return _err(fault.status, fault.message, fault.error_type, fault.headers())
         if name not in self.models:
             return _err(404, f"model: {name}", "not_found_error")
@@ -215,7 +239,7 @@ class FakeAnthropic(FakeServer):
                 f"{window}, decrease input length or `max_tokens` and try again"
             )
 
-        cache_read, cache_write = self._cache(name, units)
+        cache_read, cache_write, cache_write_1h = self._cache(name, units)
         input_tokens = prompt - cache_read - cache_write
         thinking = ""
         if budget is not None:
@@ -227,21 +251,33 @@ class FakeAnthropic(FakeServer):
         thinking, content, cut = cut_output(thinking, reply, max_tokens)
         output_tokens = count_tokens(thinking) + count_tokens(content)
         stop_reason = "max_tokens" if cut else "end_turn"
+        if fault is not None and fault.finish_reason:
+            stop_reason = fault.finish_reason
         mid = f"msg_fake{next(self._ids):020d}"
         signature = "fakesig" + mid[-8:]
-        usage = {
+        usage: dict[str, Any] = {
             "input_tokens": input_tokens,
             "cache_creation_input_tokens": cache_write,
             "cache_read_input_tokens": cache_read,
             "output_tokens": output_tokens,
         }
+        if self.cache_creation_detail:
+            usage["cache_creation"] = {"ephemeral_5m_input_tokens": cache_write - cache_write_1h,
+                                       "ephemeral_1h_input_tokens": cache_write_1h}
+        if fault is not None and fault.usage:
+            usage = deep_merge(usage, fault.usage)
+            cc = fault.usage.get("cache_creation")
+            if isinstance(cc, dict) and "cache_creation_input_tokens" not in fault.usage:
+                usage["cache_creation_input_tokens"] = sum(
+                    v for v in usage["cache_creation"].values() if isinstance(v, int))
+            output_tokens = usage.get("output_tokens", output_tokens)
         blocks: list[tuple[str, str]] = []
         if budget is not None:
             blocks.append(("thinking", thinking))
         if content or budget is None:
             blocks.append(("text", content))
 
-        if not body.get("stream"):
+        if not body.get("stream") or self.wants_json(fault):
             if fault is not None and fault.mid_stream:
                 return _err(529, "Overloaded", "overloaded_error")
             if fault is not None and fault.drop:
@@ -285,6 +321,10 @@ class FakeAnthropic(FakeServer):
         writes.append(b"".join(cur))
 
         def events():
+            if fault is not None and fault.cut:
+                # message_start, the first block's start (+ ping) and first delta; then a clean end
+                yield writes[0] if len(writes) > 1 else message_start
+                return
             if fault is not None and (fault.mid_stream or fault.drop):
                 n = min(2, len(writes) - 1)
                 yield from writes[:n] if n else [message_start]

@@ -6,16 +6,36 @@ limit can end in ``MAX_TOKENS`` with no text at all), ``thinkingBudget: 0`` turn
 (a 400 for "pro" models). Zero counts are OMITTED from ``usageMetadata``, as Google does
 (proto3 JSON): read them with a default. Implicit prompt caching reports
 ``cachedContentTokenCount`` for a repeated prefix of >= 1024 tokens (2048 for pro).
+
+``Fault`` extras (a stream is complete only with ``STOP`` or ``MAX_TOKENS``; backends.md):
+- ``finish_reason="STOP"|"MAX_TOKENS"``: the full answer, relabelled.
+- ``finish_reason="CONTINUATION"``: the answer stops after the first half of its chunks; the chunk
+  with ``finishReason: "CONTINUATION"`` (the body, when not streamed) also has a TOP-LEVEL
+  ``"continuationToken"``. Re-sending the SAME request (same model and contents) with that token as a
+  top-level ``"continuationToken"`` in the request JSON (an assumption: the SDK source at hand has no
+  such field yet) continues the answer from where it stopped and ends with ``STOP`` (or with the next
+  queued fault's reason: queue two CONTINUATION faults for three legs). Each leg's ``usageMetadata``
+  is its own: ``promptTokenCount`` = the re-sent prompt (cache hits as usual), candidates/thoughts
+  = that leg's output only (thoughts on the first leg only); meter the whole by adding the legs.
+  An unknown token, or one sent with other contents/model, is a 400 ``INVALID_ARGUMENT``.
+- any other ``finish_reason`` (``MALFORMED_RESPONSE``, ``OTHER``, ``SAFETY``, ``RECITATION``,
+  ``BLOCKLIST``, ``PROHIBITED_CONTENT``, ``SPII``, an unknown ``NEW_REASON_2027``…): the first half of
+  the answer's chunks, then a chunk with no ``content`` and that ``finishReason`` (``SAFETY`` adds
+  ``safetyRatings``).
+- ``usage``: deep-merged into every chunk's ``usageMetadata``. ``cut``: the first half of the chunks,
+  none with a finishReason, then the stream ends cleanly. ``json_body`` / ``stream_as_json``:
+  ``streamGenerateContent`` answers with the generateContent body (one JSON object).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
 from typing import Any
 
-from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply
+from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, deep_merge
 from .tokens import MESSAGE_OVERHEAD, PrefixCache, chunk_words, count_tokens, cut_output, head_tokens, message_tokens
 
 _PATH = re.compile(r"^/v1beta/models/([^/:]+):(streamGenerateContent|generateContent|countTokens)$")
@@ -74,6 +94,8 @@ class FakeGemini(FakeServer):
         self.thinking: dict[str, str] = dict(thinking or {})
         self.cache = PrefixCache()
         self._ids = itertools.count(1)
+        # continuationToken -> {"model", "key" (the request's contents), "rest" (text still to send)}
+        self.continuations: dict[str, dict[str, Any]] = {}
 
     # ---------------------------------------------------------------- routing
 
@@ -165,6 +187,8 @@ class FakeGemini(FakeServer):
             details = None
             if fault.retry_after and fault.retry_after.isdigit():
                 details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{fault.retry_after}s"}]
+            if fault.raw_body is not None:
+                return fault.raw_reply()
             return _err(fault.status, fault.message, fault.error_type, details, fault.headers())
         if name not in self.models:
             return _err(404, f"models/{name} is not found for API version v1beta, or is not supported for {method}. Call ListModels to see the list of available models and their supported methods.")
@@ -195,6 +219,15 @@ class FakeGemini(FakeServer):
                 return _err(400, "Budget 0 is invalid. This model only works in thinking mode.")
             thinks = False
 
+        key = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
+        leg = None  # the continuation this request asks for
+        if "continuationToken" in body:
+            token_in = body.get("continuationToken")
+            leg = self.continuations.get(token_in) if isinstance(token_in, str) else None
+            if leg is None or leg["model"] != name or leg["key"] != key:
+                return _err(400, "Invalid continuation token: it is unknown or was issued for another request.")
+            del self.continuations[token_in]
+
         minimum = 2048 if "pro" in name else 1024
         hit = self.cache.hit(name, (((m["role"], m["content"]), count_tokens(m["content"]) + MESSAGE_OVERHEAD) for m in messages))
         cached = hit if hit >= minimum else 0
@@ -209,14 +242,30 @@ class FakeGemini(FakeServer):
             return self._stream(req, [_line(blocked)], None)
 
         thought = ""
-        if thinks:
+        if thinks and leg is None:
             thought = self.thinking[name] or f"The user sent {prompt} tokens. Let me think about an answer."
             if isinstance(budget, int) and budget > 0:
                 thought = head_tokens(thought, budget)
-        reply = self.reply_text(name, messages)
+        reply = leg["rest"] if leg is not None else self.reply_text(name, messages)
         thought, content, cut = cut_output(thought, reply, max_out)
         thoughts_total = count_tokens(thought)
         finish = "MAX_TOKENS" if cut else "STOP"
+        reason = fault.finish_reason if fault is not None else None
+        top: dict[str, Any] = {}  # top-level extras of the finishing chunk / body
+        bare_final = False  # the finishReason comes on a chunk of its own, without content
+        if reason in ("STOP", "MAX_TOKENS"):
+            finish = reason
+        elif reason == "CONTINUATION":
+            words = chunk_words(content)
+            half = (len(words) + 1) // 2
+            content = "".join(words[:half])
+            token = f"fake-continuation-{next(self._ids):08d}"
+            self.continuations[token] = {"model": name, "key": key, "rest": "".join(words[half:])}
+            finish, top = reason, {"continuationToken": token}
+        elif reason:
+            words = chunk_words(content)
+            content = "".join(words[: len(words) // 2])
+            finish, bare_final = reason, True
 
         def usage(cand: int, thoughts: int) -> dict[str, Any]:
             u: dict[str, Any] = {"promptTokenCount": prompt}
@@ -230,23 +279,28 @@ class FakeGemini(FakeServer):
                 u["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
             if thoughts:
                 u["thoughtsTokenCount"] = thoughts
-            return u
+            return deep_merge(u, fault.usage) if fault is not None and fault.usage else u
 
-        def response(parts: list[dict[str, Any]] | None, finish_reason: str | None, cand: int, thoughts: int) -> dict:
+        def response(parts: list[dict[str, Any]] | None, finish_reason: str | None, cand: int, thoughts: int,
+                     bare: bool = False) -> dict:
             content_obj: dict[str, Any] = {"role": "model"}
             if parts:
                 content_obj = {"parts": parts, "role": "model"}
-            cand_obj: dict[str, Any] = {"content": content_obj}
+            cand_obj: dict[str, Any] = {} if bare else {"content": content_obj}
             if finish_reason:
                 cand_obj["finishReason"] = finish_reason
+                if finish_reason == "SAFETY":
+                    cand_obj["safetyRatings"] = [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+                                                  "probability": "HIGH", "blocked": True}]
             cand_obj["index"] = 0
-            return {"candidates": [cand_obj], "usageMetadata": usage(cand, thoughts), "modelVersion": name, "responseId": rid}
+            out = {"candidates": [cand_obj], "usageMetadata": usage(cand, thoughts), "modelVersion": name, "responseId": rid}
+            return {**out, **top} if finish_reason else out
 
         pieces = ([("thought", p) for p in chunk_words(thought)] if include_thoughts else []) + [
             ("text", p) for p in chunk_words(content)
         ]
 
-        if method == "generateContent":
+        if method == "generateContent" or self.wants_json(fault):
             if fault is not None and fault.mid_stream:
                 return _err(500, fault.message, fault.error_type or "INTERNAL")
             if fault is not None and fault.drop:
@@ -257,11 +311,12 @@ class FakeGemini(FakeServer):
                 parts.append({"text": thought, "thought": True})
             if content:
                 parts.append({"text": content})
-            return _ok(response(parts, finish, count_tokens(content), thoughts_total))
+            return _ok(response(parts, finish, count_tokens(content), thoughts_total, bare_final and not parts))
 
         lines: list[str] = []
         cand_sofar = 0
         thoughts_sofar = 0 if include_thoughts else thoughts_total
+        cut_stream = fault is not None and fault.cut
         for i, (kind, text) in enumerate(pieces):
             if kind == "thought":
                 thoughts_sofar += count_tokens(text)
@@ -269,10 +324,12 @@ class FakeGemini(FakeServer):
             else:
                 cand_sofar += count_tokens(text)
                 part = {"text": text}
-            last = i == len(pieces) - 1
+            last = i == len(pieces) - 1 and not bare_final and not cut_stream
             lines.append(_line(response([part], finish if last else None, cand_sofar, thoughts_total if last else thoughts_sofar)))
-        if not pieces:
-            lines.append(_line(response(None, finish, 0, thoughts_total)))
+        if cut_stream:  # the first half, no finishReason anywhere; the body then ends cleanly
+            lines = lines[: max(1, len(lines) // 2)] or [_line(response(None, None, 0, thoughts_sofar))]
+        elif bare_final or not pieces:
+            lines.append(_line(response(None, finish, cand_sofar, thoughts_total, bare_final)))
         return self._stream(req, lines, fault)
 
     def _stream(self, req: Recorded, lines: list[str], fault: Any) -> StreamReply:

@@ -10,6 +10,25 @@ Thinking (``FakeModel.thinking_style``):
   arrives inline as ``<think>…</think>`` at the start of ``content`` (the legacy behaviour).
 - ``"tags"``: ``content`` always starts with ``<think>…</think>`` (old pulls), whatever ``think`` says.
 - ``None``: no reasoning.
+
+A request with NO messages is a load-only request, as in Ollama's ChatHandler (server/routes.go):
+one JSON object (``application/json``, even when streaming was asked)
+``{"model","created_at","message":{"role":"assistant","content":""},"done":true,"done_reason":"load"}``;
+with ``keep_alive: 0`` it unloads instead (``"done_reason":"unload"``). ``load_requests=False``
+turns this off (empty messages then get an ordinary answer, as before).
+
+Other switches (constructor):
+- ``truncated_prompt_count``: what ``prompt_eval_count`` says after a silent cut: ``"kept"`` (the
+  tokens kept; default), ``"window"`` (EXACTLY ``num_ctx``: old servers), ``"half"`` (``num_ctx // 2``).
+- ``tags_only=True``: a proxy that only knows ``/``, ``/api/version`` and ``/api/tags``; every other
+  path (``/api/chat``, ``/api/show``…) is FastAPI's 404 ``{"detail":"Not Found"}``.
+
+``Fault`` extras: ``finish_reason="load"|"unload"`` answers THIS request like a load-only one (the
+object above, whatever the messages); any other ``finish_reason`` relabels ``done_reason``; ``usage``
+is deep-merged into the final object (the metrics); ``cut``: the first lines, then the body ends
+cleanly with no ``done: true`` line; ``json_body`` / ``stream_as_json``: a streamed request gets the
+``stream: false`` JSON body. 429/503 with ``Retry-After`` / ``retry-after-ms``:
+``Fault(status=503, retry_after="2", retry_after_ms="1500")``; nginx's HTML 502: ``nginx_502()``.
 """
 
 from __future__ import annotations
@@ -23,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply
+from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, deep_merge
 from .tokens import chunk_words, content_text, count_tokens, cut_output, message_tokens, truncate_messages
 
 LOAD_NS = 1_500_000_000  # load_duration reported when a model is (re)loaded; no real sleep
@@ -133,9 +152,17 @@ class FakeOllama(FakeServer):
         honour_truncate: bool = True,
         ps_context: bool = True,
         prompt_cache: str = "total",
+        truncated_prompt_count: str = "kept",
+        load_requests: bool = True,
+        tags_only: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if truncated_prompt_count not in ("kept", "window", "half"):
+            raise ValueError(f"truncated_prompt_count: {truncated_prompt_count!r}")
+        self.truncated_prompt_count = truncated_prompt_count
+        self.load_requests = load_requests
+        self.tags_only = tags_only
         self.models: dict[str, FakeModel] = dict(default_models() if models is None else models)
         self.version = version
         self.default_num_ctx = default_num_ctx
@@ -191,6 +218,8 @@ class FakeOllama(FakeServer):
 
     async def handle(self, req: Recorded) -> Any:
         path, method = req.path.rstrip("/") or "/", req.method
+        if self.tags_only and path not in ("/", "/api/version", "/api/tags"):
+            return Reply(404, b'{"detail":"Not Found"}', "application/json")  # the proxy's (FastAPI) 404
         if path == "/api/chat":
             if method != "POST":
                 return Reply(405, b"405 method not allowed", "text/plain")
@@ -290,6 +319,8 @@ class FakeOllama(FakeServer):
             return _err(400, "model is required")
         fault = await self.begin(name)
         if fault is not None and fault.status:
+            if fault.raw_body is not None:
+                return fault.raw_reply()
             return _err(fault.status, fault.message, fault.headers())
         found = self._lookup(name)
         if found is None:
@@ -319,12 +350,18 @@ class FakeOllama(FakeServer):
             num_ctx = None
         window = min(num_ctx or self.default_num_ctx, model.context_length)
 
+        load_only = fault is not None and fault.finish_reason in ("load", "unload")
+        if (self.load_requests and not raw) or load_only:
+            return self._load_only(key, name, window, keep_alive, fault.finish_reason if load_only else None)
+
         prompt = message_tokens(messages)
+        reported_prompt = None  # what prompt_eval_count says after a silent cut, if not the kept size
         if prompt > window:
             if body.get("truncate") is False and self.honour_truncate and _version_tuple(self.version) >= (0, 12, 4):
                 return _err(400, "the input length exceeds the context length")
             messages = truncate_messages(messages, window)  # silent, as the real server does
             prompt = message_tokens(messages)
+            reported_prompt = {"window": window, "half": window // 2}.get(self.truncated_prompt_count)
 
         # load / reload
         now = datetime.now(timezone.utc)
@@ -368,10 +405,13 @@ class FakeOllama(FakeServer):
             thinking, content, cut = cut_output(thinking, reply, limit)
         eval_count = count_tokens(thinking) + count_tokens(content)
         done_reason = "length" if cut else "stop"
+        if fault is not None and fault.finish_reason:
+            done_reason = fault.finish_reason
         created = _iso(now)
+        counted = prompt if reported_prompt is None else reported_prompt
 
         def final(t_first: int, t_end: int, message: dict[str, Any]) -> dict[str, Any]:
-            return {
+            out = {
                 "model": name,
                 "created_at": created,
                 "message": message,
@@ -379,17 +419,18 @@ class FakeOllama(FakeServer):
                 "done_reason": done_reason,
                 "total_duration": max(1, t_end - t_start) + load_ns,
                 "load_duration": load_ns,
-                **_prompt_counts(self.prompt_cache, prompt, cached),
+                **_prompt_counts(self.prompt_cache, counted, cached),
                 "prompt_eval_duration": max(1, t_first - t_start),
                 "eval_count": eval_count,
                 "eval_duration": max(1, t_end - t_first),
             }
+            return deep_merge(out, fault.usage) if fault is not None and fault.usage else out
 
         pieces = [("thinking", p) for p in chunk_words(thinking)] + [
             ("content", p) for p in chunk_words(content)
         ]
 
-        if body.get("stream", True) is False:
+        if body.get("stream", True) is False or self.wants_json(fault):
             if fault is not None and fault.mid_stream:
                 return _err(500, fault.message)
             if fault is not None and fault.drop:
@@ -408,7 +449,7 @@ class FakeOllama(FakeServer):
         def lines():
             t_first = None
             for i, (kind, text) in enumerate(pieces):
-                if fault is not None and (fault.mid_stream or fault.drop) and i >= 2:
+                if fault is not None and (fault.mid_stream or fault.drop or fault.cut) and i >= 2:
                     break
                 msg = {"role": "assistant", "content": text if kind == "content" else ""}
                 if kind == "thinking":
@@ -422,9 +463,26 @@ class FakeOllama(FakeServer):
             if fault is not None and fault.drop:
                 yield ABORT
                 return
+            if fault is not None and fault.cut:
+                return  # a clean end of the body, without the `done: true` line
             t_end = time.perf_counter_ns()
             yield _go_json(
                 final(t_first or t_end, t_end, {"role": "assistant", "content": ""})
             ) + b"\n"
 
         return StreamReply(lines(), 200, "application/x-ndjson")
+
+    def _load_only(self, key: str, name: str, window: int, keep_alive: float | None, reason: str | None) -> Reply:
+        """Ollama's answer to a request with no messages (routes.go ChatHandler): load, or unload
+        with ``keep_alive: 0``; ``reason`` forces one. One JSON object, never a stream."""
+        if reason is None:
+            reason = "unload" if keep_alive == 0 else "load"
+        now = datetime.now(timezone.utc)
+        if reason == "unload":
+            self.loaded.pop(key, None)
+        else:
+            expires = None if keep_alive is None else now + timedelta(seconds=keep_alive)
+            self.loaded[key] = {"num_ctx": window, "expires": expires}
+        out = {"model": name, "created_at": _iso(now), "message": {"role": "assistant", "content": ""},
+               "done": True, "done_reason": reason}
+        return Reply(200, _go_json(out), "application/json; charset=utf-8")

@@ -10,6 +10,33 @@ Flavors:
   usage adds ``prompt_cache_hit_tokens``/``prompt_cache_miss_tokens`` (64-token steps).
 - ``"ollama"``: reasoning streams in ``delta.reasoning``; an over-long prompt is cut from the front
   SILENTLY to the model's window (Ollama's /v1 ignores num_ctx), no cache reporting.
+- ``"llamacpp"``: llama-cpp-python's ``python -m llama_cpp.server`` (checked against its source,
+  llama_cpp/server/app.py, errors.py, and backends.md "Seen against real servers"). Only
+  ``/v1/chat/completions``, ``/v1/models``, ``/extras/tokenize`` (``{"input"}`` -> ``{"tokens"}``) and
+  ``/extras/tokenize/count``; any other path is FastAPI's 404 ``{"detail":"Not Found"}``. An unknown
+  model name is served by the first model. Knows ``max_tokens`` only (``max_completion_tokens`` is
+  ignored); no reasoning, no cache reporting, usage has the three counts only and is NEVER streamed
+  (``stream_options`` ignored). Stream: ``{"delta":{"role":"assistant"}}``, content deltas, a last
+  chunk ``{"delta":{},"finish_reason":…}``, ``data: [DONE]``; ``: ping - <time>`` SSE comments every
+  ``ping_interval_s`` (real: 15 s) while it waits. ``interrupt_streams`` (default on, as the real
+  server): a request arriving while a stream runs (any path: the model lock) ends that stream after
+  its current chunk with ``data: [DONE]`` and no finish_reason (only paced streams have a "while":
+  set ``ttft_s``/``chunk_delay_s``). Over-window prompt (``prompt >= window``): streamed -> 200,
+  ``text/event-stream``, EMPTY body; not streamed -> 400 ``context_length_exceeded``. A prompt that
+  fits but with ``max_tokens`` that does not is capped silently (``finish_reason: "length"``).
+- ``"llama-server"``: llama.cpp's server: OpenAI-style streaming, no cache reporting, ``/tokenize``
+  (``{"content"}`` -> ``{"tokens"}``), overflow ``exceed_context_size_error`` as a 400 (streamed too).
+
+``overflow`` picks the 400 body for a prompt over the window, whatever the flavor (except
+``"ollama"``, which cuts silently): ``"openai"``, ``"llamacpp"`` (see above), ``"llama-server"``
+(``request (N tokens) exceeds the available context size (C tokens), try increasing it`` with
+``n_prompt_tokens``/``n_ctx``), ``"llama-server-old"`` (``the request exceeds the available context size,
+try increasing it``), ``"vllm"`` (top-level ``{"object":"error",…,"type":"BadRequestError","code":400}``).
+
+``Fault`` extras: ``cut`` (role chunk, then ``data: [DONE]``: no finish_reason, no usage),
+``finish_reason`` (relabels the answer's finish_reason), ``usage`` (deep-merged into ``usage``, e.g.
+``{"prompt_tokens_details": {"cache_write_tokens": 1200}}``), ``json_body`` / ``stream_as_json``
+(a streamed request gets the chat.completion JSON body).
 """
 
 from __future__ import annotations
@@ -18,9 +45,10 @@ import itertools
 import re
 import time
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any
 
-from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, dumps, json_reply
+from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, deep_merge, dumps, json_reply
 from .tokens import (
     MESSAGE_OVERHEAD,
     PrefixCache,
@@ -29,8 +57,26 @@ from .tokens import (
     count_tokens,
     cut_output,
     message_tokens,
+    token_ids,
+    token_pieces,
     truncate_messages,
 )
+
+FLAVORS = ("openai", "deepseek", "ollama", "mistral", "llamacpp", "llama-server")
+OVERFLOWS = ("openai", "llamacpp", "llama-server", "llama-server-old", "vllm")
+_LOCAL = ("llamacpp", "llama-server")  # local servers: no prompt-cache reporting, no reasoning
+# sse-starlette's headers (llama-cpp-python streams through EventSourceResponse)
+_SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
+_DONE = b"data: [DONE]\n\n"
+
+
+def sse_ping() -> bytes:
+    """sse-starlette's default keep-alive comment (llama-cpp-python uses ``sep="\\n"``)."""
+    return f": ping - {datetime.now(timezone.utc)}\n\n".encode()
+
+
+def _not_found() -> Reply:
+    return json_reply(404, {"detail": "Not Found"})  # FastAPI's default 404
 
 _O_SERIES = re.compile(r"^(o\d|gpt-5)")  # reasoning models: max_completion_tokens, temperature 1
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -75,10 +121,16 @@ class FakeOpenAI(FakeServer):
         api_key: str | None = "test-key",
         flavor: str = "openai",
         reasoning: dict[str, str] | None = None,
+        *,
+        overflow: str | None = None,
+        interrupt_streams: bool | None = None,
+        ping_interval_s: float | None = None,
         **kwargs: Any,
     ) -> None:
-        if flavor not in ("openai", "deepseek", "ollama", "mistral"):
+        if flavor not in FLAVORS:
             raise ValueError(f"unknown flavor {flavor!r}")
+        if overflow is not None and overflow not in OVERFLOWS:
+            raise ValueError(f"unknown overflow style {overflow!r}")
         super().__init__(**kwargs)
         self.models: dict[str, int] = dict(models if models is not None else {"gpt-4.1": 1_047_576})
         self.api_key = api_key
@@ -86,11 +138,22 @@ class FakeOpenAI(FakeServer):
         self.reasoning: dict[str, str] = dict(reasoning or {})
         self.cache = PrefixCache()
         self._ids = itertools.count(1)
+        # which 400 body an over-window prompt gets (see the module docstring)
+        self.overflow = overflow or (flavor if flavor in _LOCAL else "openai")
+        # a new request ends a running stream (llama-cpp-python's default `interrupt_requests`)
+        self.interrupt_streams = flavor == "llamacpp" if interrupt_streams is None else interrupt_streams
+        # SSE keep-alive comments while a stream waits (sse-starlette: every 15 s); 0 = none
+        self.ping_interval_s = (15.0 if flavor == "llamacpp" else 0.0) if ping_interval_s is None else ping_interval_s
+        self.streams_interrupted = 0  # streams ended early by interrupt_streams
+        self._arrivals = 0  # requests received so far (interrupt_streams compares it)
 
     # ---------------------------------------------------------------- routing
 
     async def handle(self, req: Recorded) -> Any:
+        self._arrivals += 1
         path = req.path.rstrip("/")
+        if self.flavor == "llamacpp":
+            return await self._llamacpp_route(req, path)
         if path in ("/chat/completions", "/v1/chat/completions"):
             if req.method != "POST":
                 return _err(405, f"Invalid method for URL ({req.method} {req.path})")
@@ -104,7 +167,51 @@ class FakeOpenAI(FakeServer):
                 for m in self.models
             ]
             return json_reply(200, {"object": "list", "data": data})
+        if self.flavor == "llama-server" and path == "/tokenize" and req.method == "POST":
+            # llama.cpp tools/server README: {"content", "add_special"?, "with_pieces"?} -> {"tokens"}
+            body = req.json if isinstance(req.json, dict) else {}
+            text = body.get("content")
+            if not isinstance(text, str):
+                return json_reply(400, {"error": {"code": 400, "message": "\"content\" must be provided",
+                                                  "type": "invalid_request_error"}})
+            ids = token_ids(text)
+            if body.get("with_pieces"):
+                pieces = token_pieces(text)
+                return json_reply(200, {"tokens": [{"id": i, "piece": p} for i, p in zip(ids, pieces)]})
+            return json_reply(200, {"tokens": ids})
         return _err(404, f"Invalid URL ({req.method} {req.path})", code=None)
+
+    async def _llamacpp_route(self, req: Recorded, path: str) -> Any:
+        """llama-cpp-python's routes (llama_cpp/server/app.py); no /v1-less aliases, no /tokenize."""
+        if path == "/v1/chat/completions" and req.method == "POST":
+            return await self._chat(req)
+        if path == "/v1/models" and req.method == "GET":
+            denied = self._auth(req)
+            if denied is not None:
+                return denied
+            data = [{"id": m, "object": "model", "owned_by": "me", "permissions": []} for m in self.models]
+            return json_reply(200, {"object": "list", "data": data})
+        if path in ("/extras/tokenize", "/extras/tokenize/count") and req.method == "POST":
+            denied = self._auth(req)
+            if denied is not None:
+                return denied
+            body = req.json if isinstance(req.json, dict) else {}
+            text = body.get("input")
+            if not isinstance(text, str):  # pydantic's 422
+                return json_reply(422, {"detail": [{"type": "missing", "loc": ["body", "input"],
+                                                    "msg": "Field required", "input": body}]})
+            ids = token_ids(text)  # assumption: no BOS (model dependent in the real server)
+            if path.endswith("/count"):
+                return json_reply(200, {"count": len(ids)})
+            return json_reply(200, {"tokens": ids})
+        return _not_found()
+
+    def _interrupted(self, start: int) -> bool:
+        """True (and counted) when ``interrupt_streams`` is on and a request arrived since ``start``."""
+        if self.interrupt_streams and self._arrivals != start:
+            self.streams_interrupted += 1
+            return True
+        return False
 
     def _auth(self, req: Recorded) -> Reply | None:
         if self.api_key is None:
@@ -153,14 +260,17 @@ class FakeOpenAI(FakeServer):
             return _err(400, "you must provide a model parameter", param="model")
         fault = await self.begin(name)
         if fault is not None and fault.status:
-            return self._fault_reply(fault)
-        if name not in self.models:
+            return fault.raw_reply() if fault.raw_body is not None else self._fault_reply(fault)
+        if name not in self.models and self.flavor == "llamacpp" and self.models:
+            window = next(iter(self.models.values()))  # llama-cpp-python serves its default model
+        elif name not in self.models:
             return _err(
                 404,
                 f"The model `{name}` does not exist or you do not have access to it.",
                 code="model_not_found",
             )
-        window = self.models[name]
+        else:
+            window = self.models[name]
         raw = body.get("messages")
         if not isinstance(raw, list):
             return _err(400, "Missing required parameter: 'messages'.", code="missing_required_parameter", param="messages")
@@ -218,7 +328,7 @@ class FakeOpenAI(FakeServer):
                            "input": body[k]} for k in extra]
                 return json_reply(422, {"object": "error", "message": {"detail": detail},
                                         "type": "invalid_request_message_error", "param": None, "code": None})
-        limit = body.get("max_completion_tokens")
+        limit = None if self.flavor == "llamacpp" else body.get("max_completion_tokens")  # unknown there
         limit_name = "max_completion_tokens"
         if limit is None:
             limit, limit_name = body.get("max_tokens"), "max_tokens"
@@ -232,29 +342,19 @@ class FakeOpenAI(FakeServer):
             )
 
         prompt = message_tokens(messages)
+        stream = bool(body.get("stream"))
         if self.flavor == "ollama":
             if prompt > window:
                 messages = truncate_messages(messages, window)
                 prompt = message_tokens(messages)
-        elif prompt > window or (limit is not None and prompt + limit > window):
-            if limit is not None and prompt <= window:
-                detail = (
-                    f"However, you requested {prompt + limit} tokens ({prompt} in the messages, "
-                    f"{limit} in the completion)."
-                )
-            else:
-                detail = f"However, your messages resulted in {prompt} tokens."
-            return _err(
-                400,
-                f"This model's maximum context length is {window} tokens. {detail} Please reduce "
-                "the length of the messages or completion.",
-                code="context_length_exceeded",
-                param="messages",
-            )
+        else:
+            over = self._overflow(prompt, limit, window, stream and not self.wants_json(fault))
+            if over is not None:
+                return over
 
         # prompt cache
         raw_hit = 0
-        if self.flavor != "ollama":
+        if self.flavor not in ("ollama",) + _LOCAL:
             raw_hit = self.cache.hit(
                 name,
                 (((m["role"], m["content"]), count_tokens(m["content"]) + MESSAGE_OVERHEAD) for m in messages),
@@ -266,7 +366,7 @@ class FakeOpenAI(FakeServer):
         else:
             cached = 0
 
-        reasoning = self.reasoning.get(name, "")
+        reasoning = "" if self.flavor in _LOCAL else self.reasoning.get(name, "")
         reply = self.reply_text(name, messages)
         cap = limit
         if self.flavor != "ollama":  # Ollama shifts its context window instead of stopping
@@ -276,6 +376,8 @@ class FakeOpenAI(FakeServer):
         reasoning_tokens = count_tokens(reasoning)
         completion = reasoning_tokens + count_tokens(content)
         finish = "length" if cut else "stop"
+        if fault is not None and fault.finish_reason:
+            finish = fault.finish_reason
         usage: dict[str, Any] = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
@@ -291,6 +393,10 @@ class FakeOpenAI(FakeServer):
         if self.flavor == "deepseek":
             usage["prompt_cache_hit_tokens"] = cached
             usage["prompt_cache_miss_tokens"] = prompt - cached
+        if self.flavor == "llamacpp":
+            usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        if fault is not None and fault.usage:
+            usage = deep_merge(usage, fault.usage)
 
         cid = f"chatcmpl-fake{next(self._ids):06d}"
         created = int(time.time())
@@ -299,7 +405,7 @@ class FakeOpenAI(FakeServer):
         shown_reasoning = reasoning if reasoning_field else ""
         pieces = [("r", p) for p in chunk_words(shown_reasoning)] + [("c", p) for p in chunk_words(content)]
 
-        if not body.get("stream"):
+        if not stream or self.wants_json(fault):
             if fault is not None and fault.mid_stream:
                 return self._fault_reply(_with_status(fault, 500))
             if fault is not None and fault.drop:
@@ -308,6 +414,13 @@ class FakeOpenAI(FakeServer):
             message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
             if reasoning_field and has_reasoning:
                 message[reasoning_field] = reasoning
+            if self.flavor == "llamacpp":
+                return json_reply(200, {
+                    "id": cid, "object": "chat.completion", "created": created, "model": name,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                 "logprobs": None, "finish_reason": finish}],
+                    "usage": usage,
+                })
             out = {
                 "id": cid,
                 "object": "chat.completion",
@@ -318,6 +431,12 @@ class FakeOpenAI(FakeServer):
                 "system_fingerprint": "fp_fake",
             }
             return json_reply(200, out)
+
+        start = self._arrivals
+        ping = (self.ping_interval_s, sse_ping) if self.ping_interval_s > 0 else None
+        if self.flavor == "llamacpp":
+            return StreamReply(self._llamacpp_events(cid, created, name, content, finish, fault, start),
+                               200, "text/event-stream; charset=utf-8", dict(_SSE_HEADERS), ping)
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         usage_on_last = self.flavor == "mistral"  # Mistral puts usage on the finishing chunk, unasked
@@ -333,10 +452,16 @@ class FakeOpenAI(FakeServer):
 
         def events():
             yield chunk({"role": "assistant", "content": ""})
+            if fault is not None and fault.cut:
+                yield _DONE
+                return
             last_content = max((i for i, (k, _) in enumerate(pieces) if k == "c"), default=None)
             for i, (kind, text) in enumerate(pieces):
                 if fault is not None and (fault.mid_stream or fault.drop) and i >= 2:
                     break
+                if self._interrupted(start):
+                    yield _DONE
+                    return
                 if kind == "r":
                     delta: dict[str, Any] = {"content": None if flavor == "deepseek" else "", reasoning_field: text}
                 else:
@@ -360,7 +485,101 @@ class FakeOpenAI(FakeServer):
                 end += b"data: " + dumps(u).encode() + b"\n\n"
             yield end + b"data: [DONE]\n\n"
 
-        return StreamReply(events(), 200, "text/event-stream; charset=utf-8")
+        return StreamReply(events(), 200, "text/event-stream; charset=utf-8", None, ping)
+
+    def _llamacpp_events(self, cid: str, created: int, name: str, content: str, finish: str,
+                         fault: Any, start: int):
+        """llama-cpp-python's chat stream (llama_chat_format._convert_text_completion_chunks_to_chat)."""
+        base = {"id": cid, "model": name, "created": created, "object": "chat.completion.chunk"}
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            return b"data: " + dumps({**base, "choices": [choice]}).encode() + b"\n\n"
+
+        yield chunk({"role": "assistant"})  # sent with the first token
+        if fault is not None and fault.cut:
+            yield _DONE
+            return
+        for i, text in enumerate(chunk_words(content)):
+            if self._interrupted(start):
+                yield _DONE
+                return
+            if fault is not None and (fault.mid_stream or fault.drop) and i >= 2:
+                break
+            yield chunk({"content": text})
+        if fault is not None and fault.mid_stream:
+            yield b"data: " + dumps(error_body(fault.message, fault.error_type or "internal_server_error")).encode() + b"\n\n"
+            return
+        if fault is not None and fault.drop:
+            yield ABORT
+            return
+        if self._interrupted(start):
+            yield _DONE
+            return
+        yield chunk({}, finish) + _DONE
+
+    def _overflow(self, prompt: int, limit: int | None, window: int, stream: bool) -> Reply | StreamReply | None:
+        """The reply for a prompt the window cannot take, in the ``overflow`` style; None if it fits."""
+        style = self.overflow
+        if style == "llamacpp":
+            if prompt < window:  # llama.py: `if len(prompt_tokens) >= n_ctx: raise ValueError(...)`
+                return None
+            if stream:
+                # the ValueError is raised inside the SSE publisher: headers went out, no event did
+                return StreamReply([], 200, "text/event-stream; charset=utf-8", dict(_SSE_HEADERS))
+            # errors.py formats "Requested tokens (N) exceed context window of C" (N = prompt only)
+            # with the request's max_tokens, printed as Python does: "None" when absent
+            return _err(
+                400,
+                f"This model's maximum context length is {window} tokens. However, you requested "
+                f"{prompt + (limit or 0)} tokens ({prompt} in the messages, {limit} in the completion). "
+                "Please reduce the length of the messages or completion.",
+                code="context_length_exceeded",
+                param="messages",
+            )
+        if style in ("llama-server", "llama-server-old"):
+            if prompt < window:
+                return None
+            if style == "llama-server-old":
+                return json_reply(400, {"error": {
+                    "code": 400, "message": "the request exceeds the available context size, try increasing it",
+                    "type": "exceed_context_size_error"}})
+            return json_reply(400, {"error": {
+                "code": 400,
+                "message": f"request ({prompt} tokens) exceeds the available context size ({window} tokens), "
+                           "try increasing it",
+                "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": window}})
+        if style == "vllm":
+            if limit is None:
+                if prompt < window:
+                    return None
+                message = (f"This model's maximum context length is {window} tokens. However, you requested "
+                           f"{prompt} tokens in the messages, Please reduce the length of the messages.")
+            elif prompt + limit > window:
+                message = (f"This model's maximum context length is {window} tokens. However, you requested "
+                           f"{prompt + limit} tokens ({prompt} in the messages, {limit} in the completion). "
+                           "Please reduce the length of the messages or completion.")
+            else:
+                return None
+            return json_reply(400, {"object": "error", "message": message, "type": "BadRequestError",
+                                    "param": None, "code": 400})
+        # "openai"
+        if prompt > window or (limit is not None and prompt + limit > window):
+            if limit is not None and prompt <= window:
+                detail = (
+                    f"However, you requested {prompt + limit} tokens ({prompt} in the messages, "
+                    f"{limit} in the completion)."
+                )
+            else:
+                detail = f"However, your messages resulted in {prompt} tokens."
+            return _err(
+                400,
+                f"This model's maximum context length is {window} tokens. {detail} Please reduce "
+                "the length of the messages or completion.",
+                code="context_length_exceeded",
+                param="messages",
+            )
+        return None
 
 
 def _with_status(fault: Any, status: int) -> Any:

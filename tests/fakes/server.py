@@ -4,6 +4,10 @@ Subclasses implement ``async def handle(self, req: Recorded)`` and return a ``Re
 body), a ``StreamReply`` (chunked body from an iterable of byte strings, flushed per item), or
 ``DROP`` (close the connection without any response). A stream may yield ``ABORT`` to close the
 connection at once, without the terminating zero-length chunk (a dropped stream).
+
+A ``StreamReply`` with ``ping=(seconds, make_bytes)`` also writes keep-alive bytes (SSE comments)
+every ``seconds`` while the stream waits between items (``ttft_s`` / ``chunk_delay_s`` pacing), as
+sse-starlette does for llama-cpp-python's server.
 """
 
 from __future__ import annotations
@@ -37,7 +41,11 @@ class Recorded:
 
 @dataclass
 class Fault:
-    """A one-shot failure, queued with ``FakeServer.push_fault`` (generation endpoints only)."""
+    """A one-shot deviation, queued with ``FakeServer.push_fault`` (generation endpoints only).
+
+    Most fields are failures; ``finish_reason``, ``usage`` and ``json_body`` reshape an otherwise
+    normal answer (each fake's docstring says what they mean in its protocol).
+    """
 
     status: int | None = None  # reply with this HTTP status and the protocol's error body
     message: str = "fake failure"
@@ -47,6 +55,16 @@ class Fault:
     mid_stream: bool = False  # some content with 200, then the protocol's in-stream error, then end
     drop: bool = False  # some content, then close the connection with no end marker
     hang_s: float = 0.0  # sleep this long before sending anything
+    # Some content, then the body ENDS CLEANLY (complete HTTP response) without the protocol's
+    # completion signal: OpenAI no finish_reason but `data: [DONE]` (llama-cpp-python when a second
+    # request interrupts a stream), Anthropic no message_delta/message_stop, Gemini no finishReason,
+    # Ollama no `done: true` line.
+    cut: bool = False
+    finish_reason: str | None = None  # report this finish/stop/done reason (see each fake)
+    usage: dict[str, Any] | None = None  # deep-merged into the usage object the fake reports
+    json_body: bool = False  # answer a STREAMED request with the non-streamed JSON body (200, application/json)
+    raw_body: bytes | None = None  # with ``status``: send exactly these bytes, not the protocol's error body
+    content_type: str = "text/html"  # of ``raw_body``
 
     def headers(self) -> dict[str, str]:
         h = {}
@@ -55,6 +73,37 @@ class Fault:
         if self.retry_after_ms is not None:
             h["retry-after-ms"] = str(self.retry_after_ms)
         return h
+
+    def raw_reply(self) -> "Reply":
+        """The ``raw_body`` reply (status, bytes as given, ``content_type``, retry headers)."""
+        return Reply(self.status or 502, self.raw_body or b"", self.content_type, self.headers() or None)
+
+
+# nginx's own error page for a dead upstream (CRLF line endings, content-type text/html), as a
+# reverse proxy in front of Ollama or an OpenAI-compatible server sends it.
+NGINX_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+def nginx_502(**kwargs: Any) -> Fault:
+    """``Fault`` for nginx's HTML 502 page (``status``/``raw_body``/headers can be overridden)."""
+    kwargs.setdefault("status", 502)
+    kwargs.setdefault("raw_body", NGINX_502)
+    kwargs.setdefault("content_type", "text/html")
+    return Fault(**kwargs)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``base`` with ``override`` merged in (nested dicts merged, other values replaced)."""
+    out = dict(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 @dataclass
@@ -71,6 +120,8 @@ class StreamReply:
     status: int = 200
     content_type: str = "text/event-stream"
     headers: dict[str, str] | None = None
+    # (interval_s, make_bytes): keep-alive bytes written every interval_s while the stream waits
+    ping: tuple[float, Callable[[], bytes]] | None = None
 
 
 class _Marker:
@@ -119,6 +170,9 @@ class FakeServer:
         self.chunk_delay_s = chunk_delay_s
         self.host = host
         self.port = port
+        # True: answer every STREAMED generation request with the non-streamed JSON body (200,
+        # application/json) instead of a stream, as some proxies do (one-shot: Fault(json_body=True)).
+        self.stream_as_json = False
         self.url = ""
         self.requests: list[Recorded] = []
         self.errors: list[BaseException] = []  # exceptions raised inside the fake's handlers (bugs)
@@ -223,6 +277,10 @@ class FakeServer:
     @property
     def pending_faults(self) -> int:
         return len(self._faults)
+
+    def wants_json(self, fault: Fault | None) -> bool:
+        """Should a streamed request get the plain JSON body (``stream_as_json`` / ``Fault.json_body``)?"""
+        return self.stream_as_json or (fault is not None and fault.json_body)
 
     async def begin(self, model: str | None) -> Fault | None:
         """Take the fault for this generation request and sleep its ``hang_s``."""
@@ -381,6 +439,23 @@ class FakeServer:
         paced = ttft > 0 or gap > 0
         first = True
         pending: list[bytes] = []
+        ping_every, make_ping = reply.ping if reply.ping and reply.ping[0] > 0 else (0.0, None)
+        next_ping = time.monotonic() + ping_every
+
+        async def pause(delay: float) -> None:
+            """Sleep ``delay`` s, writing the keep-alive pings that fall due meanwhile."""
+            nonlocal next_ping
+            end = time.monotonic() + delay
+            while make_ping is not None and next_ping <= end:
+                await asyncio.sleep(max(0.0, next_ping - time.monotonic()))
+                if writer.transport.is_closing():
+                    return
+                ping = make_ping()
+                writer.write(b"%x\r\n%s\r\n" % (len(ping), ping))
+                await writer.drain()
+                next_ping += ping_every
+            await asyncio.sleep(max(0.0, end - time.monotonic()))
+
         for item in reply.chunks:
             if item is ABORT:
                 if pending:
@@ -395,7 +470,7 @@ class FakeServer:
                 delay = ttft if first else gap
                 first = False
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await pause(delay)
                 if writer.transport.is_closing():
                     return False
                 writer.write(frame)

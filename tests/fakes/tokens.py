@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import zlib
 from typing import Any, Iterable
 
 MESSAGE_OVERHEAD = 4
@@ -59,6 +60,16 @@ def count_tokens(text: str | None) -> int:
     if len(text) > 1_000_000:  # do not pin huge strings in the cache
         return sum(1 for _ in _TOKEN.finditer(text))
     return _count_cached(text)
+
+
+def token_pieces(text: str | None) -> list[str]:
+    """The tokens of ``text`` as strings (``len(...) == count_tokens(text)``)."""
+    return [m.group() for m in _TOKEN.finditer(text)] if text else []
+
+
+def token_ids(text: str | None) -> list[int]:
+    """Deterministic token ids for ``text`` (one per token of ``count_tokens``), for /tokenize fakes."""
+    return [100 + zlib.crc32(p.encode()) % 151_000 for p in token_pieces(text)]
 
 
 def head_tokens(text: str, n: int) -> str:
