@@ -27,8 +27,8 @@ How it schedules:
 - A job that failed *only* because of rate limits (429/529 on every attempt) goes back to the
   front of its lane, up to `max_requeues` times, and is not reported until it is final. Each
   try is its own run in the run log (kind, group_id, item_id link them).
-- `admit(job, prepared)` (optional) is asked before a job starts; `False` stops the engine from
-  starting any more jobs (used for `--max-cost`). `on_start(job, prepared)` is called when a job
+- `admit(job, prepared)` (optional) is asked before a job starts (used for `--max-cost`); `False`
+  makes the job wait until a running job finishes, and stops the engine when none is running. `on_start(job, prepared)` is called when a job
   starts. `stop()` finishes the running jobs and starts no more; `abandon()` also cancels them.
 - `on_result(outcome)` is called once per job, in completion order, and awaited before the job
   counts as done. An exception from it (e.g. the results file cannot be written) cancels the
@@ -234,8 +234,9 @@ class Engine:
             if best is None:
                 break
             if self._admit is not None and best.prepared is not None and not self._admit(best.job, best.prepared):
-                self.stop("admit")
-                break
+                if self.running == 0:  # nothing will free room: stop for good
+                    self.stop("admit")
+                break  # wait for a running job to finish and release what it held
             self._lanes[best.lane].popleft()
             self._buffered -= 1
             self._start(best)

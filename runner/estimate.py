@@ -48,13 +48,32 @@ class RequestStats:
         return out
 
 
-def request_stats(prompt: str, documents: list[Document], system: str | None) -> RequestStats:
+def request_stats(prompt: str, documents: list[Document], system: str | None,
+                  history: list[dict] | None = None) -> RequestStats:
+    """The size scan of a request; `history` is a conversation sent as is (the gateway's)."""
     docs = tuple(text_stats(d.text) for d in documents)
-    wrap = text_stats(prompt) + text_stats(system or "")
+    wrap = text_stats(system or "")
+    if history:
+        for m in history:
+            wrap = wrap + text_stats(message_text(m))
+        return RequestStats(docs, wrap, len(history) + (1 if system else 0))
+    wrap = wrap + text_stats(prompt)
     for d in documents:
         head, tail = document_tag(d.name)
         wrap = wrap + text_stats(head + tail + "\n\n")
     return RequestStats(docs, wrap, 1 + (1 if system else 0))
+
+
+def message_text(message: dict) -> str:
+    """All the text of a chat message that the model reads (content parts, tool calls and results)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    text = content if isinstance(content, str) else ""
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function") or {}
+        text += f" {fn.get('name', '')} {fn.get('arguments', '')}"
+    return text
 
 
 class Estimator:

@@ -31,10 +31,14 @@ class AttemptResult:
     tokens_estimated: bool = False
     est_input_tokens: int | None = None
     num_ctx: int | None = None
-    ttft_ms: float | None = None
+    ttft_ms: float | None = None  # the first token of any kind, thinking included
+    answer_ms: float | None = None  # the first token of the answer itself
+    queue_ms: float | None = None  # waiting for the provider's slot, before the call was sent
     latency_ms: float | None = None
     tokens_per_s: float | None = None
     cost_usd: float | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
     part: str | None = None
     retry_after: float | None = None
     retryable: bool = False

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-ATTEMPT_FIELDS = ("input_tokens", "output_tokens", "ttft_ms", "latency_ms", "cost_usd")
+ATTEMPT_FIELDS = ("finish_reason", "input_tokens", "output_tokens", "tokens_estimated", "ttft_ms", "answer_ms",
+                  "queue_ms", "latency_ms", "cost_usd")
 
 
 def round1(v: Any) -> Any:
@@ -30,6 +31,7 @@ def attempt_json(a: dict[str, Any]) -> dict[str, Any]:
         out["part"] = a["part"]
     for key in ATTEMPT_FIELDS:
         out[key] = round1(a.get(key)) if key.endswith("_ms") else a.get(key)
+    out["tokens_estimated"] = bool(out["tokens_estimated"])
     return out
 
 
@@ -47,6 +49,7 @@ class RunRecord:
     ok: bool
     model: str | None = None
     error: str | None = None
+    finish_reason: str | None = None  # the protocol's: "stop", or "length" (stopped at max tokens)
     text: str | None = None
     thinking: str | None = None
     input_tokens: int | None = None
@@ -71,7 +74,8 @@ class RunRecord:
     def from_summary(cls, task: str | None, s: dict[str, Any], attempts: list[dict[str, Any]],
                      run_id: int | None = None) -> "RunRecord":
         return cls(
-            task=task, ok=s["outcome"] == "ok", model=s.get("model"), error=s.get("error"), text=s.get("text"),
+            task=task, ok=s["outcome"] == "ok", model=s.get("model"), error=s.get("error"),
+            finish_reason=s.get("finish_reason"), text=s.get("text"),
             thinking=s.get("thinking"), input_tokens=s.get("input_tokens"), output_tokens=s.get("output_tokens"),
             tokens_estimated=bool(s.get("tokens_estimated")), ttft_ms=round1(s.get("ttft_ms")),
             latency_ms=round1(s.get("latency_ms")), tokens_per_s=round1(s.get("tokens_per_s")),
@@ -96,7 +100,7 @@ class RunRecord:
         """The script contract of `ask --json` (and every record built on it)."""
         out = {
             "id": self.id, "model": self.model, "task": self.task, "ok": self.ok, "error": self.error,
-            "text": self.text, "thinking": self.thinking, "input_tokens": self.input_tokens,
+            "finish_reason": self.finish_reason, "text": self.text, "thinking": self.thinking, "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens, "tokens_estimated": self.tokens_estimated,
             "ttft_ms": self.ttft_ms, "latency_ms": self.latency_ms, "tokens_per_s": self.tokens_per_s,
             "cost_usd": self.cost_usd, "attempts": self.attempts,
@@ -115,7 +119,7 @@ def run_summary(result: Any) -> dict[str, Any]:
                            "model": ans.model if ans is not None else (tried[-1].model if tried else None)}
     out["cost_usd"] = run_cost((a.cost_usd for a in tried), None if ans is None else ans.cost_usd is not None)
     if ans is not None:
-        out.update(text=ans.text, thinking=ans.thinking or None,
+        out.update(text=ans.text, thinking=ans.thinking or None, finish_reason=ans.finish_reason,
                    input_tokens=ans.input_tokens, output_tokens=ans.output_tokens,
                    tokens_estimated=ans.tokens_estimated, ttft_ms=ans.ttft_ms, latency_ms=ans.latency_ms,
                    tokens_per_s=ans.tokens_per_s)

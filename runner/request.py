@@ -25,6 +25,8 @@ class Request:
     local_only: bool = False
     max_cost_usd: float | None = None
     options: GenerationOptions = field(default_factory=GenerationOptions)  # the command's; win over the profile's
+    # A whole conversation sent as is (the gateway's clients); `prompt` then names it in the log.
+    messages: list[dict] | None = None
 
 
 @dataclass

@@ -88,7 +88,7 @@ class Session:
                       factors: dict[str, float] | None = None) -> Prepared:
         profile = self.profile_for(request)
         system = request.system if request.system is not None else profile.system
-        messages = [{"role": "user", "content": user_content(request.prompt, request.documents)}]
+        messages = request.messages or [{"role": "user", "content": user_content(request.prompt, request.documents)}]
         given = request.options.as_dict()
         output = {**profile.options, **given}.get("max_output_tokens") or DEFAULT_OUTPUT_TOKENS
         if availability is None:
@@ -96,7 +96,7 @@ class Session:
         planner = Planner(self.config, profile, availability, self.pricing.estimate,
                           self.token_factors() if factors is None else factors, int(output),
                           request.local_only, request.max_cost_usd, given)
-        stats = request_stats(request.prompt, request.documents, system)
+        stats = request_stats(request.prompt, request.documents, system, request.messages)
         route = planner.plan(stats)
         prepared = Prepared(request, profile, messages, system, route, stats, planner)
         if route.too_long and profile.too_long == "split" and request.documents:

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from .errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS = {
     1: """
@@ -69,12 +69,33 @@ _MIGRATIONS = {
     );
     CREATE INDEX attempts_run ON attempts(run_id);
     """,
+    # v2: the protocol's finish reason on the run; per attempt the time waiting for a slot, the
+    # first answer token (after any thinking), cache tokens, the host that served it, the kind of
+    # text (what the estimate learns per), and deferred (provider batch) calls; who asked (serve).
+    2: """
+    ALTER TABLE runs ADD COLUMN finish_reason TEXT;
+    ALTER TABLE runs ADD COLUMN client TEXT;
+    ALTER TABLE attempts ADD COLUMN queue_ms REAL;
+    ALTER TABLE attempts ADD COLUMN answer_ms REAL;
+    ALTER TABLE attempts ADD COLUMN cache_read_tokens INTEGER;
+    ALTER TABLE attempts ADD COLUMN cache_write_tokens INTEGER;
+    ALTER TABLE attempts ADD COLUMN host TEXT;
+    ALTER TABLE attempts ADD COLUMN text_kind TEXT;
+    ALTER TABLE attempts ADD COLUMN deferred INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN job_id TEXT;
+    ALTER TABLE attempts ADD COLUMN submitted_at TEXT;
+    ALTER TABLE attempts ADD COLUMN completed_at TEXT;
+    CREATE INDEX runs_kind ON runs(kind);
+    """,
 }
 
-RUN_FIELDS = (
-    "model", "task", "text", "thinking", "input_tokens", "output_tokens", "ttft_ms",
-    "latency_ms", "tokens_per_s", "cost_usd",
+ATTEMPT_COLUMNS = (
+    "part", "model", "outcome", "error", "error_kind", "finish_reason", "input_tokens", "output_tokens",
+    "tokens_estimated", "est_input_tokens", "num_ctx", "ttft_ms", "latency_ms", "tokens_per_s", "cost_usd",
+    "queue_ms", "answer_ms", "cache_read_tokens", "cache_write_tokens", "host", "text_kind", "deferred", "job_id",
+    "submitted_at", "completed_at",
 )
+_ZERO_DEFAULT = ("tokens_estimated", "deferred")
 
 
 def now_iso() -> str:
@@ -222,18 +243,16 @@ class Store:
 
     @_usable
     def add_attempt(self, run_id: int, rec: dict[str, Any]) -> None:
-        cols = ("part", "model", "outcome", "error", "error_kind", "finish_reason", "input_tokens",
-                "output_tokens", "tokens_estimated", "est_input_tokens", "num_ctx", "ttft_ms",
-                "latency_ms", "tokens_per_s", "cost_usd")
+        cols = ATTEMPT_COLUMNS
         self.db.execute(
             f"INSERT INTO attempts (run_id, time, {', '.join(cols)}) VALUES (?, ?, {', '.join('?' * len(cols))})",
-            (run_id, rec.get("time") or now_iso(), *[_plain(rec.get(c, 0 if c == "tokens_estimated" else None)) for c in cols]),
+            (run_id, rec.get("time") or now_iso(), *[_plain(rec.get(c, 0 if c in _ZERO_DEFAULT else None)) for c in cols]),
         )
 
     @_usable
     def finish_run(self, run_id: int, result: dict[str, Any]) -> None:
         cols = ("model", "outcome", "error", "text", "thinking", "input_tokens", "output_tokens",
-                "tokens_estimated", "ttft_ms", "latency_ms", "tokens_per_s", "cost_usd", "chunks")
+                "tokens_estimated", "ttft_ms", "latency_ms", "tokens_per_s", "cost_usd", "chunks", "finish_reason")
         self.db.execute(
             f"UPDATE runs SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ?",
             (*[_plain(result.get(c, 0 if c == "tokens_estimated" else None)) for c in cols], run_id),

@@ -95,9 +95,9 @@ def test_batch_summary_shows_small_costs_precisely(monkeypatch):
 
 # --- logged runs as `ask --json` records -----------------------------------------------------
 
-ASK_FIELDS = {"id", "model", "task", "ok", "error", "text", "thinking", "input_tokens", "output_tokens",
+ASK_FIELDS = {"id", "model", "task", "ok", "error", "finish_reason", "text", "thinking", "input_tokens", "output_tokens",
               "tokens_estimated", "ttft_ms", "latency_ms", "tokens_per_s", "cost_usd", "attempts"}
-LOG_FIELDS = ASK_FIELDS | {"time", "kind", "group_id", "item_id", "outcome", "prompt", "system", "files",
+LOG_FIELDS = ASK_FIELDS | {"time", "kind", "group_id", "item_id", "outcome", "prompt", "system", "files", "client",
                            "est_input_tokens", "chunks"}
 
 

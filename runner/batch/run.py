@@ -311,7 +311,7 @@ class Batch:
         self.done += 1
         cost = rec["cost_usd"]
         if self.budget is not None:
-            self.budget.finish(outcome.job.item_id, cost)
+            self.budget.finish(outcome.job.item_id, cost, rec["model"])
         if rec["ok"]:
             self.ok += 1
         else:
@@ -406,7 +406,7 @@ class Batch:
             yield row, prepared, None
 
 
-RESULT_FIELDS = ("ok", "model", "task", "text", "thinking", "input_tokens", "output_tokens", "tokens_estimated",
+RESULT_FIELDS = ("ok", "model", "task", "finish_reason", "text", "thinking", "input_tokens", "output_tokens", "tokens_estimated",
                  "ttft_ms", "latency_ms", "tokens_per_s", "cost_usd", "error", "attempts")
 
 

@@ -58,11 +58,11 @@ def log_record(r: dict) -> dict:
 
     rec = {"id": r["id"], "time": r["time"], "kind": r["kind"], "group_id": r["group_id"], "item_id": r["item_id"]}
     rec.update(RunRecord.from_row(r).json())
-    rec.update({k: r[k] for k in LOG_FIELDS})
+    rec.update({k: r.get(k) for k in LOG_FIELDS})
     return rec
 
 
-LOG_FIELDS = ("outcome", "prompt", "system", "files", "est_input_tokens", "chunks")  # beyond `ask --json`'s
+LOG_FIELDS = ("outcome", "prompt", "system", "files", "client", "est_input_tokens", "chunks")  # beyond `ask --json`'s
 
 
 @guard

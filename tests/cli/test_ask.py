@@ -48,9 +48,12 @@ def test_json_contract(cli, fake_ollama, use):
     assert data["cost_usd"] == 0.0
     assert data["input_tokens"] == count_tokens("what is 2+2?") + 4
     assert data["ttft_ms"] > 0 and data["latency_ms"] >= data["ttft_ms"]
-    assert data["attempts"] == [{"model": "ollama/qwen3:8b", "outcome": "ok", "input_tokens": data["input_tokens"],
-                                 "output_tokens": data["output_tokens"], "ttft_ms": data["ttft_ms"],
-                                 "latency_ms": data["latency_ms"], "cost_usd": 0.0}]
+    (att,) = data["attempts"]
+    assert att == {"model": "ollama/qwen3:8b", "outcome": "ok", "finish_reason": "stop",
+                   "input_tokens": data["input_tokens"], "output_tokens": data["output_tokens"],
+                   "tokens_estimated": False, "ttft_ms": data["ttft_ms"], "answer_ms": att["answer_ms"],
+                   "queue_ms": att["queue_ms"], "latency_ms": data["latency_ms"], "cost_usd": 0.0}
+    assert data["finish_reason"] == "stop"
 
 
 def test_old_think_tags_are_split_from_the_answer(cli, fake_ollama, use):
