@@ -110,6 +110,11 @@ class Executor:
             temperature=opts.get("temperature"),
             seed=opts.get("seed"),
             think=opts.get("think"),
+            top_p=opts.get("top_p"),
+            stop=[opts["stop"]] if isinstance(opts.get("stop"), str) else opts.get("stop"),
+            json_mode=bool(opts.get("json_mode")),
+            tools=opts.get("tools"),
+            tool_choice=opts.get("tool_choice"),
             backend_options=attempt.backend_options,
             timeouts=self.timeouts(),
             est_input_tokens=est,
@@ -121,14 +126,23 @@ class Executor:
         done: Done | None = None
         backend = self.pool.get(attempt.provider)
         backend.warm(call.timeouts)  # one-time client set-up is ours, not the model's latency
+        queued = time.perf_counter()
         await self.limits.acquire(attempt.provider)
         clock = Clock()
+        res.queue_ms = (clock.start - queued) * 1000.0
+        t = call.timeouts
         try:
-            # aclosing: a timeout or cancel mid-stream releases the connection at once.
-            async with asyncio.timeout(call.timeouts.total), contextlib.aclosing(backend.stream(call)) as events:
+            # The first-token limit counts to the first event that carries content, not to any
+            # byte: keep-alive comments (llama.cpp's `: ping`) must not extend it. After the first
+            # token the whole-call limit applies. aclosing: a timeout or cancel mid-stream
+            # releases the connection at once.
+            async with asyncio.timeout(min(t.first_token, t.total)) as limit, \
+                    contextlib.aclosing(backend.stream(call)) as events:
                 async for event in events:
                     if isinstance(event, (TextDelta, ThinkingDelta)):
-                        clock.token()
+                        if clock.first is None:
+                            limit.reschedule(asyncio.get_running_loop().time() + max(0.0, t.total - clock.elapsed()))
+                        clock.token(answer=isinstance(event, TextDelta))
                         (text if isinstance(event, TextDelta) else thinking).append(event.text)
                     elif isinstance(event, Done):
                         done = event
@@ -144,8 +158,11 @@ class Executor:
             if exc.kind in RATE_LIMITED:
                 self.limits.on_rate_limit(attempt.provider, exc.retry_after)
         except TimeoutError:
-            res.error, res.error_kind = f"no complete answer within {call.timeouts.total:.0f}s", ErrorKind.TIMEOUT
-            res.retryable = True
+            if clock.first is None and t.first_token < t.total:
+                res.error = f"no first token within {t.first_token:g}s"
+            else:
+                res.error = f"no complete answer within {t.total:g}s"
+            res.error_kind, res.retryable = ErrorKind.TIMEOUT, True
         except _ConsumerError as exc:
             raise exc.__cause__ from None
         except Exception as exc:  # a backend bug or an unforeseen reply: fail this attempt, try the next

@@ -55,12 +55,19 @@ class Clock:
     def __init__(self) -> None:
         self.wall = datetime.now(timezone.utc)  # prices may depend on the time of day
         self.start = time.perf_counter()
-        self.first: float | None = None
+        self.first: float | None = None  # the first token of any kind
+        self.answer: float | None = None  # the first token of the answer (after any thinking)
         self.end: float | None = None
 
-    def token(self) -> None:
+    def token(self, answer: bool = True) -> None:
+        now = time.perf_counter()
         if self.first is None:
-            self.first = time.perf_counter()
+            self.first = now
+        if answer and self.answer is None:
+            self.answer = now
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
 
     def stop(self) -> None:
         self.end = time.perf_counter()
@@ -71,10 +78,12 @@ def measure(res: AttemptResult, clock: Clock, done: Done | None, ref: str, est_i
     end = clock.end if clock.end is not None else time.perf_counter()
     res.latency_ms = (end - clock.start) * 1000.0
     res.ttft_ms = (clock.first - clock.start) * 1000.0 if clock.first is not None else None
+    res.answer_ms = (clock.answer - clock.start) * 1000.0 if clock.answer is not None else None
     if done is None:
         return
     usage = done.usage
     res.input_tokens, res.output_tokens = usage.input_tokens, usage.output_tokens
+    res.cache_read_tokens, res.cache_write_tokens = usage.cache_read_tokens, usage.cache_write_tokens
     if res.outcome == "ok":
         res.finish_reason = done.finish_reason
         if res.input_tokens is None:
@@ -85,6 +94,7 @@ def measure(res: AttemptResult, clock: Clock, done: Done | None, ref: str, est_i
     # A failure after a complete stream (e.g. a prompt the server cut) still has real tokens.
     res.cost_usd = pricing.cost(ref, res.input_tokens, res.output_tokens,
                                 cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+                                cache_write_1h_tokens=usage.cache_write_1h_tokens,
                                 seconds=end - clock.start, when=clock.wall)
 
 

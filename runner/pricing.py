@@ -25,6 +25,7 @@ class Pricing:
         *,
         cache_read_tokens: int = 0,
         cache_write_tokens: int = 0,
+        cache_write_1h_tokens: int = 0,
         seconds: float | None = None,
         when: datetime | None = None,
     ) -> float | None:
@@ -44,7 +45,7 @@ class Pricing:
         if not provider.prices_id:
             return None
         return _genai_price(provider.prices_id, model, input_tokens, output_tokens, cache_read_tokens,
-                            cache_write_tokens, when)
+                            cache_write_tokens, cache_write_1h_tokens, when)
 
     def estimate(self, ref: str, input_tokens: int, output_tokens: int) -> float | None:
         """Upper-bound estimate before a call (the router's max_cost check)."""
@@ -60,15 +61,18 @@ class Pricing:
 
 @lru_cache(maxsize=4096)
 def _genai_price_cached(provider_id: str, model: str, inp: int, out: int, cache: int, write: int,
-                        minute: str) -> float | None:
+                        write_1h: int, minute: str) -> float | None:
     from genai_prices import Usage, calc_price  # heavy: load only when a price is needed
 
     when = datetime.fromisoformat(minute)
     try:
         result = calc_price(
-            # Cache writes are dearer than plain input (Anthropic: 1.25x); the database knows the rates.
+            # Cache writes are dearer than plain input (Anthropic: 1.25x for 5 minutes, 2x for an
+            # hour); the database knows the rates.
             Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cache or None,
-                  cache_write_tokens=write or None),
+                  cache_write_tokens=write or None,
+                  cache_write_5m_tokens=(write - write_1h) if write_1h else None,
+                  cache_write_1h_tokens=write_1h or None),
             model,
             provider_id=provider_id,
             genai_request_timestamp=when,
@@ -78,9 +82,9 @@ def _genai_price_cached(provider_id: str, model: str, inp: int, out: int, cache:
     return float(result.total_price)
 
 
-def _genai_price(provider_id: str, model: str, inp: int, out: int, cache: int, write: int,
+def _genai_price(provider_id: str, model: str, inp: int, out: int, cache: int, write: int, write_1h: int,
                  when: datetime | None) -> float | None:
     when = when or datetime.now(timezone.utc)
     # Prices can depend on time of day (DeepSeek); a minute's resolution keeps the cache useful.
     minute = when.replace(second=0, microsecond=0).isoformat()
-    return _genai_price_cached(provider_id, model, inp, out, cache, write, minute)
+    return _genai_price_cached(provider_id, model, inp, out, cache, write, write_1h, minute)

@@ -14,6 +14,8 @@ from .availability import Availability
 from .config import Candidate, Config, Profile
 from .tokens import ESTIMATE_MARGIN, fmt_tokens
 
+MIN_OUTPUT_TOKENS = 256  # an answer capped to fit a small window gets at least this much room
+
 # Ollama reloads a model whenever num_ctx changes, so windows come in a few fixed sizes.
 NUM_CTX_STEPS = (4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576)
 
@@ -65,6 +67,7 @@ class Attempt:
     local: bool
     est_input_tokens: int | None = None  # this model's estimate of the input (its tokenizer)
     est_raw_tokens: int | None = None  # the same before the learned correction
+    note: str | None = None  # something the user should know, e.g. the answer was capped to fit
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,16 @@ def _consider(
     input_tokens = need.input_for(ref)
     want = need.high_for(ref) + out_tokens
     backend_options: dict = {}
+    note = None
+
+    def fit_output(window: int) -> None:
+        """A window too small for the planned answer but not for the prompt: answer shorter."""
+        nonlocal out_tokens, want, opts, note
+        room = window - need.high_for(ref)
+        if want > window and room >= MIN_OUTPUT_TOKENS:
+            note = f"answer capped at {room:,} tokens (not {out_tokens:,}) to fit the {fmt_tokens(window)} window"
+            out_tokens, want = room, window
+            opts = {**opts, "max_output_tokens": room}
 
     if provider.protocol == "ollama":
         status = availability.ollama.get(provider_name)
@@ -174,11 +187,13 @@ def _consider(
         window = local.context_length or 4096
         ceiling = config.settings.ollama_max_num_ctx
         limit = min(window, ceiling) if ceiling else window
+        fit_output(limit)
         if want > limit:
             what = f"{fmt_tokens(limit)} context" + (f" (max_num_ctx {fmt_tokens(ceiling)})" if ceiling and ceiling < window else "")
             return Skip(ref, f"prompt ~{fmt_tokens(input_tokens)} tokens + {fmt_tokens(out_tokens)} output exceeds {what}",
                         too_small=True, context=limit, local=True)
-        backend_options["num_ctx"] = pick_num_ctx(want, limit)
+        # A client's own num_ctx (the gateway's Ollama clients) is a floor, never a cut.
+        backend_options["num_ctx"] = pick_num_ctx(max(want, int(opts.get("num_ctx") or 0)), limit)
         if version_at_least(status.version, (0, 12, 4)):
             # Refuse to cut an over-long prompt instead of truncating it silently.
             backend_options["truncate"] = False
@@ -190,6 +205,8 @@ def _consider(
             return Skip(ref, availability.key_errors[provider_name], context=context, local=provider.local)
         if provider.key_env and provider_name not in availability.keys:
             return Skip(ref, f"no {provider.key_env}", context=context, local=provider.local)
+        if context is not None:
+            fit_output(context)
         if context is not None and want > context:
             return Skip(ref, f"prompt ~{fmt_tokens(input_tokens)} tokens + {fmt_tokens(out_tokens)} output exceeds {fmt_tokens(context)} context",
                         too_small=True, context=context, local=provider.local)
@@ -198,7 +215,7 @@ def _consider(
     if max_cost is not None and est is not None and est > max_cost:
         return Skip(ref, f"estimated ${est:.2f} over max_cost_usd {max_cost:.2f}", context=context, local=provider.local)
     return Attempt(ref, provider_name, model, provider.protocol, context, opts, backend_options, est, provider.local,
-                   input_tokens, need.raw_for(ref))
+                   input_tokens, need.raw_for(ref), note)
 
 
 def _with_latest(model: str) -> str:

@@ -17,11 +17,14 @@ DEFAULT_MAX_TOKENS = 4096  # the API requires max_tokens
 MIN_THINKING_BUDGET = 1024  # the API's floor
 _LEVEL_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}
 
+JSON_MODE_INSTRUCTION = "Answer with one valid JSON object and nothing else: no prose, no Markdown code fence."
+
+# The stop reasons of a complete answer; anything else is not one (see `finished`).
 _STOP = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "max_tokens": "length",
-    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
 }
 
 
@@ -58,8 +61,12 @@ class AnthropicBackend:
             "messages": messages,
             "stream": True,
         }
+        if call.json_mode:  # no JSON switch in this API: ask for it in words
+            system.append(JSON_MODE_INSTRUCTION)
         if system:
             body["system"] = "\n\n".join(system)
+        if call.stop:
+            body["stop_sequences"] = call.stop
         if call.think:
             budget = _thinking_budget(call, max_tokens)
             if budget >= max_tokens:
@@ -68,13 +75,15 @@ class AnthropicBackend:
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
         elif call.temperature is not None:  # the API rejects temperature with thinking on
             body["temperature"] = call.temperature
+        elif call.top_p is not None:  # newer models refuse temperature and top_p together
+            body["top_p"] = call.top_p
         return body
 
     def warm(self, timeouts: Timeouts) -> None:
         self._http.warm()
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
-        input_tokens = cache_read = cache_write = 0
+        input_tokens = cache_read = cache_write = cache_write_1h = 0
         output_tokens: int | None = None
         have_usage = False
         stop_reason: str | None = None
@@ -95,6 +104,7 @@ class AnthropicBackend:
                     input_tokens = u.get("input_tokens") or 0
                     cache_read = u.get("cache_read_input_tokens") or 0
                     cache_write = u.get("cache_creation_input_tokens") or 0
+                    cache_write_1h = (u.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0
                     output_tokens = u.get("output_tokens")
                 elif kind == "content_block_delta":
                     delta = obj.get("delta") or {}
@@ -113,6 +123,7 @@ class AnthropicBackend:
                         input_tokens, have_usage = u["input_tokens"], True
                     cache_read = u.get("cache_read_input_tokens") or cache_read
                     cache_write = u.get("cache_creation_input_tokens") or cache_write
+                    cache_write_1h = (u.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or cache_write_1h
                 elif kind == "message_stop":
                     stopped = True
                     break
@@ -122,19 +133,34 @@ class AnthropicBackend:
             raise BackendError(
                 "stream ended before message_stop (connection dropped?)", kind=ErrorKind.STREAM, retryable=True
             )
-        if stop_reason == "refusal":
-            raise BackendError("the model refused to answer (stop_reason: refusal)", kind=ErrorKind.BLOCKED)
         usage = Usage(
             # input_tokens excludes cache reads and writes; ours is the total input.
             input_tokens=input_tokens + cache_read + cache_write if have_usage else None,
             output_tokens=output_tokens,
             cache_read_tokens=cache_read,
             cache_write_tokens=cache_write,
+            cache_write_1h_tokens=cache_write_1h,
         )
-        yield Done(usage=usage, finish_reason=_STOP.get(stop_reason, stop_reason) if stop_reason else None)
+        yield Done(usage=usage, finish_reason=finished(stop_reason))
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def finished(reason: str | None) -> str:
+    """The normalised stop reason of a complete answer; a BackendError for anything else."""
+    if reason == "refusal":
+        raise BackendError("the model refused to answer (stop_reason: refusal)", kind=ErrorKind.BLOCKED)
+    if reason == "model_context_window_exceeded":
+        raise BackendError("the model's context window filled up before the answer was complete "
+                           "(stop_reason: model_context_window_exceeded)", kind=ErrorKind.CONTEXT)
+    if reason == "pause_turn":
+        raise BackendError("the model paused its turn (stop_reason: pause_turn): not a complete answer",
+                           kind=ErrorKind.STREAM, retryable=True)
+    if reason not in _STOP:
+        raise BackendError(f"the stream ended with stop_reason {reason!r}: not a complete answer",
+                           kind=ErrorKind.STREAM, retryable=True)
+    return _STOP[reason]
 
 
 def _thinking_budget(call: Call, max_tokens: int) -> int:

@@ -23,12 +23,20 @@ class Call:
     """One request to one model, in provider-neutral form."""
 
     model: str  # the provider's own model name, without the "provider/" prefix
-    messages: list[dict[str, str]]  # [{"role": "user"|"assistant", "content": "..."}]
-    system: str | None = None
+    # OpenAI Chat Completions' shape: {"role": "system"|"user"|"assistant"|"tool", "content": str},
+    # an assistant turn may carry "tool_calls" ([{"id", "type": "function", "function": {"name",
+    # "arguments": JSON text}}]), a tool result "tool_call_id" and "name" (the function's name).
+    messages: list[dict[str, Any]]
+    system: str | None = None  # None or "": no system prompt
     max_output_tokens: int | None = None
     temperature: float | None = None
     seed: int | None = None
     think: bool | str | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    json_mode: bool = False  # answer with one JSON object
+    tools: list[dict[str, Any]] | None = None  # OpenAI's shape: [{"type": "function", "function": {...}}]
+    tool_choice: str | dict[str, Any] | None = None  # "auto" | "none" | "required" | {"type": "function", ...}
     # Protocol-specific settings chosen by the router, e.g. {"num_ctx": 65536, "truncate": False}.
     backend_options: dict[str, Any] = field(default_factory=dict)
     # The runner's own estimate of the input, so a backend can spot a server that cut it.
@@ -51,7 +59,8 @@ class Usage:
     input_tokens: int | None = None  # total input, cache reads included
     output_tokens: int | None = None  # total billed output, reasoning included
     cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
+    cache_write_tokens: int = 0  # all cache writes, the 1-hour ones included
+    cache_write_1h_tokens: int = 0  # Anthropic's 1-hour cache writes cost more than 5-minute ones
     reasoning_tokens: int | None = None
 
 

@@ -15,7 +15,8 @@ from .sse import SSEClient, load_json, stream_error
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 
-_FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+_FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}  # the endings of a complete answer
+MAX_LEGS = 16  # requests for one answer that keeps asking to continue
 # Endings where Google withheld (part of) the answer: an error, never a short answer.
 _BLOCKED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
 
@@ -59,6 +60,12 @@ class GeminiBackend:
             config["maxOutputTokens"] = call.max_output_tokens
         if call.temperature is not None:
             config["temperature"] = call.temperature
+        if call.top_p is not None:
+            config["topP"] = call.top_p
+        if call.stop:
+            config["stopSequences"] = call.stop
+        if call.json_mode:
+            config["responseMimeType"] = "application/json"
         if call.seed is not None:
             config["seed"] = call.seed
         if call.think:
@@ -73,9 +80,28 @@ class GeminiBackend:
         self._http.warm()
 
     async def stream(self, call: Call) -> AsyncIterator[Event]:
-        meta: dict[str, Any] | None = None
-        finish: str | None = None
-        events = self._http.events(call, self.url(call.model), self.request_body(call), self._headers)
+        """One answer, however many requests it takes: a response that stops at a per-request
+        limit (finishReason CONTINUATION, with a continuationToken) is asked again with the token,
+        as the official SDK does, and every leg is metered."""
+        body = self.request_body(call)
+        legs: list[dict[str, Any] | None] = []
+        for _ in range(MAX_LEGS):
+            leg = _Leg()
+            async for event in self._leg(call, body, leg):
+                yield event
+            legs.append(leg.meta)
+            if leg.finish != "CONTINUATION":
+                break
+            if not leg.token:
+                raise BackendError("Gemini stopped with finishReason CONTINUATION but sent no continuationToken",
+                                   kind=ErrorKind.STREAM, retryable=True)
+            body = {**body, "continuationToken": leg.token}
+        else:
+            raise BackendError(f"Gemini asked to continue more than {MAX_LEGS} times", kind=ErrorKind.STREAM)
+        yield Done(usage=_usage_of_legs(legs), finish_reason=_FINISH[leg.finish])
+
+    async def _leg(self, call: Call, body: dict[str, Any], leg: "_Leg") -> AsyncIterator[Event]:
+        events = self._http.events(call, self.url(call.model), body, self._headers)
         async with aclosing(events):
             async for _event, data in events:
                 chunk = load_json(data, self._http.secrets)
@@ -89,7 +115,9 @@ class GeminiBackend:
                         message = redact(f"{message} ({detail})", self._http.secrets)
                     raise BackendError(message, kind=ErrorKind.BLOCKED)
                 if chunk.get("usageMetadata"):  # running totals: the last one wins
-                    meta = chunk["usageMetadata"]
+                    leg.meta = chunk["usageMetadata"]
+                if chunk.get("continuationToken"):
+                    leg.token = chunk["continuationToken"]
                 for candidate in (chunk.get("candidates") or [])[:1]:
                     for part in (candidate.get("content") or {}).get("parts") or []:
                         text = part.get("text")
@@ -101,16 +129,42 @@ class GeminiBackend:
                             f"response blocked by Gemini: finishReason {reason}", kind=ErrorKind.BLOCKED
                         )
                     if reason and reason != "FINISH_REASON_UNSPECIFIED":
-                        finish = reason
+                        leg.finish = reason
         # No end marker in this protocol: a finishReason followed by the end of the body is it.
-        if finish is None:
+        if leg.finish is None:
             raise BackendError(
                 "stream ended without a finishReason (connection dropped?)", kind=ErrorKind.STREAM, retryable=True
             )
-        yield Done(usage=_usage(meta), finish_reason=_FINISH.get(finish, finish.lower()))
+        if leg.finish not in _FINISH and leg.finish != "CONTINUATION":
+            # MALFORMED_RESPONSE, OTHER, and whatever Google adds next: not a complete answer.
+            raise BackendError(f"Gemini ended with finishReason {leg.finish}: not a complete answer",
+                               kind=ErrorKind.STREAM, retryable=leg.finish == "MALFORMED_RESPONSE")
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+class _Leg:
+    """One request of an answer: its finish reason, usage and continuation token."""
+
+    def __init__(self) -> None:
+        self.finish: str | None = None
+        self.token: str | None = None
+        self.meta: dict[str, Any] | None = None
+
+
+def _usage_of_legs(legs: list[dict[str, Any] | None]) -> Usage:
+    """Each leg is a request of its own, billed for its prompt and its output: add them up."""
+    parts = [_usage(meta) for meta in legs]
+    if any(p.input_tokens is None for p in parts):
+        return Usage()
+    reasoning = [p.reasoning_tokens for p in parts if p.reasoning_tokens is not None]
+    return Usage(
+        input_tokens=sum(p.input_tokens for p in parts),
+        output_tokens=sum(p.output_tokens or 0 for p in parts),
+        cache_read_tokens=sum(p.cache_read_tokens for p in parts),
+        reasoning_tokens=sum(reasoning) if reasoning else None,
+    )
 
 
 def _usage(meta: dict[str, Any] | None) -> Usage:

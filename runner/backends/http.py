@@ -36,10 +36,14 @@ def warm_http() -> None:
         pass
 
 
+READ_GRACE_S = 1.0
+
+
 def http_timeout(t: Timeouts) -> httpx.Timeout:
-    # `read` bounds every gap between bytes; the first token and the whole call are the
-    # executor's to enforce. 60 s for a write: a long document over a slow uplink.
-    return httpx.Timeout(connect=t.connect, read=t.first_token, write=60.0, pool=60.0)
+    # `read` bounds every gap between bytes (a stalled stream); the first token and the whole
+    # call are the executor's to enforce, so `read` leaves it a moment to fire first. 60 s for a
+    # write: a long document over a slow uplink.
+    return httpx.Timeout(connect=t.connect, read=t.first_token + READ_GRACE_S, write=60.0, pool=60.0)
 
 
 def describe(exc: BaseException) -> str:
@@ -87,7 +91,7 @@ class HttpClient:
             return BackendError(f"timed out connecting to {where} after {timeouts.connect:g}s",
                                 kind=ErrorKind.TIMEOUT, retryable=True)
         if isinstance(exc, httpx.ReadTimeout):
-            return BackendError(f"no data from {where} for {timeouts.first_token:g}s",
+            return BackendError(f"no data from {where} for {timeouts.first_token + READ_GRACE_S:g}s",
                                 kind=ErrorKind.TIMEOUT, retryable=True)
         if isinstance(exc, httpx.TimeoutException):  # pool or write
             return BackendError(f"timed out talking to {where} ({type(exc).__name__})",

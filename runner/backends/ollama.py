@@ -61,7 +61,13 @@ class OllamaBackend:
             options["temperature"] = call.temperature
         if call.seed is not None:
             options["seed"] = call.seed
+        if call.top_p is not None:
+            options["top_p"] = call.top_p
+        if call.stop:
+            options["stop"] = call.stop
         body: dict[str, Any] = {"model": call.model, "messages": messages, "stream": True, "options": options}
+        if call.json_mode:
+            body["format"] = "json"
         for key in ("truncate", "shift"):
             if key in call.backend_options:
                 body[key] = call.backend_options[key]
@@ -131,13 +137,19 @@ class OllamaBackend:
             yield event
         if final is None:
             raise BackendError("Ollama stream ended without its final (done) line", kind=ErrorKind.STREAM, retryable=True)
+        reason = final.get("done_reason") or "stop"  # servers before 0.1.30 sent none
+        if reason not in ("stop", "length"):
+            # "load"/"unload": the model was (un)loaded and nothing was generated.
+            raise BackendError(f"Ollama ended with done_reason {reason!r}: not an answer", kind=ErrorKind.STREAM,
+                               retryable=True)
         metrics = {k: final.get(k) for k in METRICS}
         metrics["num_ctx"] = body["options"].get("num_ctx")
-        cached = await self._check_truncation(call, final.get("prompt_eval_count"), body["options"].get("num_ctx"))
-        # A count that only covers what the KV cache did not hold is not the prompt's size: leave
-        # it unknown, and the runner records its own estimate, marked as one.
-        usage = Usage(input_tokens=None if cached else final.get("prompt_eval_count"), output_tokens=final.get("eval_count"))
-        yield Done(usage=usage, finish_reason=final.get("done_reason"), metrics=metrics)
+        await self._check_truncation(call, final.get("prompt_eval_count"), body["options"].get("num_ctx"))
+        # The server's count as it gave it, even when it covers only what its prompt cache did not
+        # hold (some versions): an estimate never replaces it.
+        usage = Usage(input_tokens=final.get("prompt_eval_count"), output_tokens=final.get("eval_count"),
+                      cache_read_tokens=final.get("prompt_eval_cached_count") or 0)
+        yield Done(usage=usage, finish_reason=reason, metrics=metrics)
 
     @staticmethod
     def _may_be_cut(call: Call) -> bool:
@@ -162,7 +174,14 @@ class OllamaBackend:
         actually allocated (/api/ps); if that is unknown, a count of a window's size means a cut.
         """
         est = call.est_input_tokens
-        if not est or evaluated is None:
+        if evaluated is None:
+            return False
+        if num_ctx and evaluated >= num_ctx:
+            # The prompt filled the whole window: it was cut, whatever the estimate said (an old
+            # server counts exactly num_ctx for a prompt it cut to fit).
+            raise BackendError(f"truncated by the server: {evaluated:,} tokens evaluated, the whole {num_ctx:,} "
+                               "window (the prompt was longer)", kind=ErrorKind.TRUNCATED)
+        if not est:
             return False
         est_low = int(est * (1 - ESTIMATE_MARGIN))
         if evaluated >= est_low:
@@ -200,8 +219,12 @@ def _status_error(resp: httpx.Response, model: str) -> BackendError:
     message, _, _ = error_detail(resp.content)
     message = message.strip()
     status = resp.status_code
-    if status == 404 and "not found" in message:
+    if status == 404 and "model" in message.lower():
         return BackendError(f"{message} (ollama pull {model})", kind=ErrorKind.NOT_FOUND, status=404)
+    if status == 404:
+        return BackendError(f"{display_url(str(resp.request.url).rsplit('/api/', 1)[0])} does not serve Ollama's "
+                            f"/api/chat (HTTP 404: {message}); if it speaks the OpenAI API, add it under "
+                            "`endpoints:` in config.yaml instead", kind=ErrorKind.NOT_FOUND, status=404)
     if "context length" in message or "context window" in message:
         return BackendError(f"Ollama refused the prompt: {message}", kind=ErrorKind.CONTEXT, status=status)
     return error_from_status(status, message, parse_retry_after(resp.headers))

@@ -17,7 +17,8 @@ from .base import Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
 from .errors import BackendError, ErrorKind
 from .sse import SSEClient, drain, load_json, stream_error
 
-# Compatible servers use their own words for the two ordinary endings.
+# The endings that make a complete answer, in the words compatible servers use for them.
+# Anything else (none at all, an abort, a word we don't know) is not a complete answer.
 _FINISH = {
     "stop": "stop",
     "eos": "stop",
@@ -26,6 +27,8 @@ _FINISH = {
     "length": "length",
     "max_tokens": "length",
     "model_length": "length",  # Mistral: the context window filled up
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
 }
 
 _SECRET_HEADER_WORDS = ("auth", "key", "token", "secret")
@@ -75,8 +78,15 @@ class OpenAIBackend:
             body["stream_options"] = {"include_usage": True}
         if call.max_output_tokens is not None:
             body[self.max_tokens_field] = call.max_output_tokens
-        if call.temperature is not None and not (self.provider == "openai" and _FIXED_TEMPERATURE.match(call.model)):
+        fixed = self.provider == "openai" and _FIXED_TEMPERATURE.match(call.model)
+        if call.temperature is not None and not fixed:
             body["temperature"] = call.temperature
+        if call.top_p is not None and not fixed:  # reasoning models take only the default top_p too
+            body["top_p"] = call.top_p
+        if call.stop:
+            body["stop"] = call.stop
+        if call.json_mode:
+            body["response_format"] = {"type": "json_object"}
         if call.seed is not None:
             body["random_seed" if mistral else "seed"] = call.seed
         if isinstance(call.think, str):  # "low" | "medium" | "high" on reasoning models
@@ -92,11 +102,13 @@ class OpenAIBackend:
         usage: dict[str, Any] | None = None
         finish: str | None = None
         done = False
+        seen = 0  # events received: none at all is a reply of its own (below)
         events = self._http.events(
             call, f"{self.base_url}/chat/completions", self.request_body(call), self._headers
         )
         async with aclosing(events):
             async for event, data in events:
+                seen += 1
                 if data.strip() == "[DONE]":
                     done = True
                     break
@@ -120,16 +132,34 @@ class OpenAIBackend:
                         finish = choice["finish_reason"]
             if done:
                 await drain(events)
+        if not seen:
+            # llama-cpp-python answers a streamed prompt over its window with 200 and no body at all.
+            raise BackendError(
+                "the server sent an empty reply (llama.cpp's server does this for a prompt over its "
+                "context window)", kind=ErrorKind.CONTEXT)
         if not done:
             raise BackendError(
                 "stream ended before data: [DONE] (connection dropped?)", kind=ErrorKind.STREAM, retryable=True
             )
-        if finish == "content_filter":
-            raise BackendError("response stopped by the provider's content filter", kind=ErrorKind.BLOCKED)
-        yield Done(usage=_usage(usage), finish_reason=_FINISH.get(finish, finish) if finish else None)
+        yield Done(usage=_usage(usage), finish_reason=finished(finish))
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def finished(reason: str | None) -> str:
+    """The normalised finish reason of a complete answer; a BackendError for anything else."""
+    if reason is None:
+        # llama-cpp-python ends a stream this way when another request cuts it off.
+        raise BackendError("the stream ended without a finish_reason: the answer is incomplete (a local "
+                           "server that serves one request at a time cuts a stream when another arrives)",
+                           kind=ErrorKind.STREAM, retryable=True)
+    if reason == "content_filter":
+        raise BackendError("response stopped by the provider's content filter", kind=ErrorKind.BLOCKED)
+    if reason not in _FINISH:
+        raise BackendError(f"the stream ended with finish_reason {reason!r}: not a complete answer",
+                           kind=ErrorKind.STREAM, retryable=True)
+    return _FINISH[reason]
 
 
 def _usage(u: dict[str, Any] | None) -> Usage:
@@ -138,9 +168,10 @@ def _usage(u: dict[str, Any] | None) -> Usage:
         return Usage()
     prompt = u.get("prompt_tokens")
     completion = u.get("completion_tokens")
-    cached = (u.get("prompt_tokens_details") or {}).get("cached_tokens") or u.get(
-        "prompt_cache_hit_tokens"  # DeepSeek
-    ) or 0
+    details = u.get("prompt_tokens_details") or {}
+    # DeepSeek counts its cache hits apart (genai-prices' extractor misses them).
+    cached = details.get("cached_tokens") or u.get("prompt_cache_hit_tokens") or 0
+    written = details.get("cache_write_tokens") or 0
     reasoning = (u.get("completion_tokens_details") or {}).get("reasoning_tokens")
     output = completion
     # xAI counts reasoning outside completion_tokens (total = prompt + completion + reasoning);
@@ -152,5 +183,6 @@ def _usage(u: dict[str, Any] | None) -> Usage:
         input_tokens=prompt,
         output_tokens=output,
         cache_read_tokens=cached,
+        cache_write_tokens=written,
         reasoning_tokens=reasoning,
     )

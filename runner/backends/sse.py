@@ -155,6 +155,9 @@ def error_detail(body: Any) -> tuple[str, str | None, Any]:
         try:
             body = json.loads(text)
         except ValueError:
+            page = html_title(text)
+            if page is not None:
+                return f"{page} (an HTML error page: a proxy in front of the server?)", None, None
             return " ".join(text.split())[:500], None, None
     if isinstance(body, list) and body:
         body = body[0]
@@ -170,6 +173,19 @@ def error_detail(body: Any) -> tuple[str, str | None, Any]:
         message = json.dumps(message)
     etype = err.get("type") or err.get("status")
     return message[:2000], str(etype) if etype else None, err.get("code")
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+
+
+def html_title(text: str) -> str | None:
+    """The title of an HTML page (nginx's "502 Bad Gateway"), or None when `text` is not one."""
+    head = text.lstrip()[:200].lower()
+    if not (head.startswith("<!doctype html") or head.startswith("<html") or "<body" in head):
+        return None
+    m = _TITLE.search(text)
+    title = (m.group(1) or m.group(2) or "") if m else re.sub(r"<[^>]*>", " ", text)
+    return " ".join(title.split())[:200] or "an HTML page"
 
 
 def _is_context(etype: str | None, code: Any, message: str) -> bool:
@@ -234,6 +250,20 @@ def _retry_delay(content: bytes) -> float | None:
     return None
 
 
+def not_a_stream(resp: httpx.Response, where: str, secrets: Iterable[str | None]) -> BackendError:
+    """A 2xx reply to a streamed request that is not an event stream (a proxy, a gateway)."""
+    ctype = resp.headers.get("content-type", "").split(";")[0].strip()
+    try:
+        body = json.loads(resp.content)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and (body.get("error") or body.get("object") == "error"):
+        return stream_error(body, secrets)
+    message, _, _ = error_detail(resp.content)
+    return BackendError(redact(f"{where} answered a streamed request with {ctype}, not an event stream: "
+                               f"{message[:200]}", secrets), kind=ErrorKind.STREAM)
+
+
 def status_error(resp: httpx.Response, secrets: Iterable[str | None]) -> BackendError:
     """The BackendError for a non-2xx response whose body has been read."""
     message, etype, code = error_detail(resp.content)
@@ -244,6 +274,11 @@ def status_error(resp: httpx.Response, secrets: Iterable[str | None]) -> Backend
     err = error_from_status(resp.status_code, message, retry_after)
     if err.kind == ErrorKind.BAD_REQUEST and _is_context(etype, code, message):
         err.kind = ErrorKind.CONTEXT
+    if resp.status_code == 404 and "model" not in message.lower():
+        # Not an unknown model: nothing at that path, so the base URL is wrong.
+        path = resp.request.url.path
+        hint = " (OpenAI-compatible servers usually need /v1 at the end of base_url)" if "/v1" not in path else ""
+        err.message += f" — nothing at {path}: check the provider's base_url{hint}"
     return err
 
 
@@ -268,6 +303,10 @@ class SSEClient(HttpClient):
                 if not resp.is_success:
                     await resp.aread()
                     raise status_error(resp, self.secrets)
+                ctype = resp.headers.get("content-type", "")
+                if "json" in ctype or "html" in ctype:
+                    await resp.aread()
+                    raise not_a_stream(resp, self.where, self.secrets)
                 async for item in aiter_sse(resp):
                     yield item
         except httpx.HTTPError as exc:
