@@ -31,6 +31,9 @@ class Provider:
     local: bool = False
     prices_id: str | None = None  # genai-prices provider id
     max_tokens_field: str = "max_tokens"
+    # Calls in flight at once; None: the default (Limits.ceiling). llama.cpp's server serves
+    # one request and cuts the others, so a local endpoint defaults to 1.
+    num_parallel: int | None = None
 
     def api_key(self) -> str | None:
         """The key from the environment, without the whitespace a CRLF .env or a paste leaves."""
@@ -72,6 +75,7 @@ class ModelInfo:
     ref: str
     context: int | None = None
     price: Price | None = None
+    tools: bool | None = None  # can it call tools (a request with tools goes only where true)
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,9 @@ def runner_home() -> Path:
     env = os.environ.get("RUNNER_HOME")
     if env:
         return Path(env).expanduser()
-    import click  # already loaded by typer; gives the platform's config dir
+    from typer import get_app_dir  # the platform's config folder (typer is loaded already)
 
-    return Path(click.get_app_dir("runner"))
+    return Path(get_app_dir("runner"))
 
 
 def shipped_profiles_dir() -> Path:
@@ -242,23 +246,30 @@ def _models(doc: YamlDoc, data: Any, into: dict[str, ModelInfo], providers: dict
         provider_name, sep, model = str(ref).partition("/")
         if not sep or not provider_name or not model:
             raise doc.error(path, "a model must be written provider/model")
-        if provider_name not in providers:
-            near = difflib.get_close_matches(provider_name, providers, n=1)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
-            raise doc.error(path, f"unknown provider '{provider_name}'{hint}; known providers: {', '.join(sorted(providers))}")
+        _known_provider(doc, path, provider_name, providers)
         spec = _want(doc, path, spec or {}, dict, "a mapping")
-        _check_keys(doc, path, spec, {"context", "price"})
+        _check_keys(doc, path, spec, {"context", "price", "tools"})
         old = into.get(ref, ModelInfo(ref))
         context = spec.get("context", old.context)
         if context is not None:
             _number(doc, path + ("context",), context, "a whole number of tokens, 1 or more", whole=True, low=1)
         price = _price(doc, path + ("price",), spec["price"]) if spec.get("price") is not None else old.price
-        into[ref] = ModelInfo(ref, context, price)
+        tools = spec.get("tools", old.tools)
+        if tools is not None and not isinstance(tools, bool):
+            raise doc.error(path + ("tools",), f"must be true or false, not {tools!r}")
+        into[ref] = ModelInfo(ref, context, price, tools)
+
+
+def _known_provider(doc: YamlDoc, path: tuple, name: str, providers: dict[str, Provider]) -> None:
+    if name not in providers:
+        near = difflib.get_close_matches(name, providers, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise doc.error(path, f"unknown provider '{name}'{hint}; known providers: {', '.join(sorted(providers))}")
 
 
 def _providers(doc: YamlDoc, section: str, data: Any, into: dict[str, Provider], default_protocol: str | None) -> None:
     data = _want(doc, (section,), data or {}, dict, "a mapping of names to settings")
-    allowed = {"protocol", "base_url", "key_env", "local", "prices_id", "max_tokens_field", "base_url_env"}
+    allowed = {"protocol", "base_url", "key_env", "local", "prices_id", "max_tokens_field", "base_url_env", "num_parallel"}
     for name, spec in data.items():
         path = (section, name)
         if "/" in str(name):
@@ -287,6 +298,9 @@ def _providers(doc: YamlDoc, section: str, data: Any, into: dict[str, Provider],
         local = spec.get("local", old.local if old else protocol == "ollama")
         if not isinstance(local, bool):
             raise doc.error(path + ("local",), f"must be true or false, not {local!r}")
+        num_parallel = spec.get("num_parallel", old.num_parallel if old else None)
+        if num_parallel is not None:
+            _number(doc, path + ("num_parallel",), num_parallel, "a whole number, 1 or more", whole=True, low=1)
         field_name = spec.get("max_tokens_field", old.max_tokens_field if old else "max_tokens")
         if field_name not in MAX_TOKENS_FIELDS:
             raise doc.error(path + ("max_tokens_field",), f"must be {' or '.join(MAX_TOKENS_FIELDS)}, not {field_name!r}")
@@ -298,6 +312,7 @@ def _providers(doc: YamlDoc, section: str, data: Any, into: dict[str, Provider],
             local=local,
             prices_id=spec.get("prices_id", old.prices_id if old else None),
             max_tokens_field=field_name,
+            num_parallel=num_parallel,
         )
 
 
@@ -356,7 +371,7 @@ def _settings(doc: YamlDoc, data: Any) -> Settings:
     return Settings(**{**s.__dict__, **values})
 
 
-def _profile(doc: YamlDoc) -> Profile:
+def _profile(doc: YamlDoc, providers: dict[str, Provider]) -> Profile:
     data = doc.data
     if not isinstance(data, dict):
         raise doc.error((), "a profile must be a mapping with name, description and candidates")
@@ -366,6 +381,11 @@ def _profile(doc: YamlDoc) -> Profile:
         if key not in data:
             raise doc.error((), f"missing required key '{key}'")
     name = _want(doc, ("name",), data["name"], str, "text")
+    stem = Path(doc.path).stem
+    if name != stem:
+        # `--task NAME` finds the profile by its name; a file named otherwise hides it.
+        raise doc.error(("name",), f"'{name}' differs from the file name; name the file {name}.yaml "
+                                   f"or write name: {stem}")
     privacy = data.get("privacy", "any")
     if privacy not in ("any", "local-only"):
         raise doc.error(("privacy",), "must be 'any' or 'local-only'")
@@ -388,6 +408,7 @@ def _profile(doc: YamlDoc) -> Profile:
         model = cand.get("model")
         if not isinstance(model, str) or "/" not in model:
             raise doc.error(path + ("model",), "must be provider/model, e.g. ollama/qwen2.5:7b")
+        _known_provider(doc, path + ("model",), model.partition("/")[0], providers)
         candidates.append(Candidate(model, _options(doc, path + ("options",), cand.get("options"))))
     system = data.get("system")
     if system is not None:
@@ -405,13 +426,17 @@ def _profile(doc: YamlDoc) -> Profile:
     )
 
 
-def _load_profiles(folder: Path, into: dict[str, Profile], skip: set[str]) -> None:
+def _load_profiles(folder: Path, into: dict[str, Profile], providers: dict[str, Provider], skip: set[str]) -> None:
     if not folder.is_dir():
         return
+    mine: dict[str, Path] = {}
     for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
         if path.name in skip:
             continue
-        profile = _profile(load_yaml(path))
+        if path.stem in mine:  # x.yaml and x.yml: which one wins would be a guess
+            raise UserError(f"two profiles named '{path.stem}': {mine[path.stem]} and {path}; remove one")
+        profile = _profile(load_yaml(path), providers)
+        mine[profile.name] = path
         into[profile.name] = profile
 
 
@@ -429,6 +454,9 @@ def load_config(home: Path | None = None) -> Config:
 
     settings = Settings()
     user_file = home / "config.yaml"
+    user = None
+    if user_file.exists() and not user_file.is_file():
+        raise UserError(f"{user_file} is not a file; move it away or make it a YAML file")
     if user_file.is_file():
         user = load_yaml(user_file)
         data = user.data or {}
@@ -441,6 +469,12 @@ def load_config(home: Path | None = None) -> Config:
         settings = _settings(user, {k: v for k, v in data.items() if k not in ("endpoints", "providers", "models")})
 
     profiles: dict[str, Profile] = {}
-    _load_profiles(shipped, profiles, skip={"catalog.yaml"})
-    _load_profiles(home / "profiles", profiles, skip=set())
-    return Config(home=home, providers=providers, models=models, profiles=profiles, settings=settings)
+    _load_profiles(shipped, profiles, providers, skip={"catalog.yaml"})
+    _load_profiles(home / "profiles", profiles, providers, skip=set())
+    config = Config(home=home, providers=providers, models=models, profiles=profiles, settings=settings)
+    if user is not None and settings.default_task not in profiles:
+        try:
+            config.profile(settings.default_task)
+        except UserError as exc:  # the same words as --task, at the line that set it
+            raise user.error(("default_task",), str(exc)) from None
+    return config

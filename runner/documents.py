@@ -78,18 +78,23 @@ def read_document(path: Path, name: str) -> Document:
         raise UserError(f"{name}: cannot read ({exc.strerror or exc})") from None
     if not data.strip():
         raise UserError(f"{name}: the file is empty")
-    if b"\x00" in data[:8192]:
-        raise UserError(f"{name}: looks like a binary file, not text")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UserError(f"{name}: not UTF-8 text") from None
+    text = decode_text(data, name)
     if suffix in HTML_SUFFIXES:
         text = html_to_text(text)
         if not text.strip():
             raise UserError(f"{name}: the page has no text")
         return Document(name, text, "html")
     return Document(name, text, "markdown" if suffix in (".md", ".markdown") else "text")
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """Bytes as text, or one line saying why not: the one check for files and standard input."""
+    if b"\x00" in data[:8192]:
+        raise UserError(f"{name}: looks like a binary file, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{name}: not UTF-8 text") from None
 
 
 def _read_pdf(path: Path, name: str) -> Document:

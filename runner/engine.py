@@ -16,9 +16,12 @@ How it schedules:
   costs the memory of a few hundred.
 - Each job is routed (`Session.prepare`) when it is read, and waits in the lane of the provider
   its first attempt goes to. A job starts when fewer than `concurrency` jobs are running and its
-  lane is under the provider's current limit (`Limits.current_limit`: Ollama's from
+  provider is under its current limit (`Limits.current_limit`: Ollama's from
   `ollama.num_parallel`, hosted ones from `hosted_concurrency` or `--limit`, halved on a 429 and
-  grown back on success). Among the lanes with room, the job read first starts first, so a slow
+  grown back on success). A provider with several hosts (a pool) has a lane per set of hosts
+  able to take the job, bounded by their slots (`Dispatcher.capacity`; a cooling host counts for
+  nothing), so jobs for a model on one machine only never hold back jobs the others could take;
+  the executor's dispatcher then picks the host. Among the lanes with room, the job read first starts first, so a slow
   local model never holds hosted rows back (no head-of-line blocking), and file order is kept
   where it costs nothing.
 - The Executor still takes the per-provider slot for every attempt (retries and fallbacks
@@ -59,6 +62,9 @@ class Job:
     request: Request
     item_id: str | None = None  # stored as runs.item_id in the run log
     key: Any = None  # anything the caller wants back with the outcome (a row, a cell)
+    # Models this job must not use: routed as usual, then these are left out of its plan (a row
+    # whose provider batch failed falls back to its next candidates).
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass
@@ -93,10 +99,12 @@ class _Item:
     requeues: int = 0
 
     @property
-    def lane(self) -> str | None:
+    def lane(self) -> tuple[str, tuple[str, ...]] | None:
+        """(provider, the hosts of its pool able to take the job; () for any) of the first attempt."""
         if self.prepared is None or not self.prepared.plan.attempts:
             return None
-        return self.prepared.plan.attempts[0].provider
+        first = self.prepared.plan.attempts[0]
+        return first.provider, first.hosts
 
 
 class Engine:
@@ -116,8 +124,9 @@ class Engine:
         self.started = 0
         self.requeued = 0
         self.stopped: str | None = None  # why no more jobs start: "admit", "stop", "abandon"
-        self._lanes: dict[str | None, deque[_Item]] = {}
-        self._lane_running: dict[str | None, int] = {}
+        self._lanes: dict[tuple[str, tuple[str, ...]] | None, deque[_Item]] = {}
+        self._lane_running: dict[tuple[str, tuple[str, ...]] | None, int] = {}
+        self._provider_running: dict[str, int] = {}
         self._buffered = 0
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
@@ -196,6 +205,10 @@ class Engine:
         try:
             avail = await self.availability_for(item.job.request)
             item.prepared = await self.session.prepare(item.job.request, avail)
+            if item.job.exclude:
+                plan = item.prepared.plan
+                item.prepared.plan = replace(plan, attempts=tuple(a for a in plan.attempts
+                                                                  if a.ref not in item.job.exclude))
         except UserError as exc:
             item.error = str(exc)
         self._lanes.setdefault(item.lane, deque()).append(item)
@@ -243,10 +256,14 @@ class Engine:
             started = True
         return started, soonest
 
-    def _room(self, lane: str | None) -> bool:
+    def _room(self, lane: tuple[str, tuple[str, ...]] | None) -> bool:
         if lane is None:
             return True
-        return self._lane_running.get(lane, 0) < self.session.limits.current_limit(lane)
+        provider, hosts = lane
+        if self._provider_running.get(provider, 0) >= self.session.limits.current_limit(provider):
+            return False
+        capacity = self.session.executor.dispatch.capacity(provider, hosts)  # None: a single host
+        return capacity is None or self._lane_running.get(lane, 0) < capacity
 
     def _cooling_for(self, item: _Item, now: float) -> float | None:
         """Seconds until the job may start when every model it can use is cooling down."""
@@ -261,16 +278,20 @@ class Engine:
         self.running += 1
         self.started += 1
         self._lane_running[lane] = self._lane_running.get(lane, 0) + 1
+        if lane is not None:
+            self._provider_running[lane[0]] = self._provider_running.get(lane[0], 0) + 1
         if self._on_start is not None:
             self._on_start(item.job, item.prepared)
         task = asyncio.ensure_future(self._run_one(item))
         self._tasks.add(task)
         task.add_done_callback(lambda t, lane=lane: self._done(t, lane))
 
-    def _done(self, task: asyncio.Task, lane: str | None) -> None:
+    def _done(self, task: asyncio.Task, lane: tuple[str, tuple[str, ...]] | None) -> None:
         self._tasks.discard(task)
         self.running -= 1
         self._lane_running[lane] -= 1
+        if lane is not None:
+            self._provider_running[lane[0]] -= 1
         if not task.cancelled() and task.exception() is not None and self._failure is None:
             self._failure = task.exception()
             self.abandon()

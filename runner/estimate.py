@@ -22,6 +22,7 @@ from .tokens import (
     TextStats,
     correction_factor,
     learning_key,
+    text_kind,
     text_stats,
     tokenizer_family,
     tokens_for,
@@ -91,8 +92,8 @@ class Estimator:
         return raw if self.factor is None else int(ceil(raw * self.factor))
 
 
-def estimator_for(ref: str, config: Config, factors: dict[str, float]) -> Estimator:
-    return Estimator(tokenizer_family(ref), factors.get(learning_key(ref, config.is_local(ref))))
+def estimator_for(ref: str, config: Config, factors: dict[str, float], kind: str = "prose") -> Estimator:
+    return Estimator(tokenizer_family(ref), factors.get(learning_key(ref, config.is_local(ref), kind)))
 
 
 def build_need(stats: RequestStats, refs: Iterable[str], config: Config, factors: dict[str, float],
@@ -100,25 +101,28 @@ def build_need(stats: RequestStats, refs: Iterable[str], config: Config, factors
     """The Need for the router: a default estimate plus each candidate's own."""
     overhead = (stats.messages + extra_messages) * MESSAGE_OVERHEAD
     total = stats.total
+    kind = text_kind(total)
     base = tokens_for(total) + overhead
     per_model: dict[str, ModelEstimate] = {}
     for ref in refs:
-        est = estimator_for(ref, config, factors)
+        est = estimator_for(ref, config, factors, kind)
         raw = est.raw(total) + overhead
         tokens = est(total) + overhead
         if est.family != "default" or est.factor is not None:
             per_model[ref] = ModelEstimate(tokens, raw, est.family, est.factor)
-    return Need(base, output_tokens, per_model=per_model)
+    return Need(base, output_tokens, per_model=per_model, text_kind=kind)
 
 
-def learned_factors(config: Config, rows: Iterable[tuple[str, int, int]]) -> dict[str, float]:
-    """Per learning key (see tokens.learning_key): the median of real/estimated input tokens
-    over its latest successful calls. `rows` are (model ref, real, estimate), newest first."""
+def learned_factors(config: Config, rows: Iterable[tuple]) -> dict[str, float]:
+    """Per learning key (see tokens.learning_key: model family and kind of text): the median of
+    real/estimated input tokens over its latest successful calls. `rows` are (model ref, real,
+    estimate, kind of text), newest first; rows logged before kinds were recorded teach nothing."""
     ratios: dict[str, list[float]] = {}
-    for ref, real, est in rows:
-        if est < LEARN_MIN_ESTIMATE:
+    for ref, real, est, *rest in rows:
+        kind = rest[0] if rest else None
+        if est < LEARN_MIN_ESTIMATE or kind is None:
             continue
-        key = learning_key(ref, config.is_local(ref))
+        key = learning_key(ref, config.is_local(ref), kind)
         ratios.setdefault(key, []).append(real / est)
     out = {}
     for key, values in ratios.items():

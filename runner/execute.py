@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from .aio import maybe_await
-from .backends import BackendError, BackendPool, Call, Done, ErrorKind, TextDelta, ThinkingDelta, Timeouts
+from .backends import BackendError, BackendPool, Call, Done, ErrorKind, TextDelta, ThinkingDelta, ToolCallDelta, Timeouts
 from .backends.errors import RATE_LIMITED
 from .config import Config
+from .dispatch import FAIL_OVER, Dispatcher
 from .limits import MAX_RETRY_WAIT_S, Limits
-from .meter import AttemptResult, Clock, measure, now_iso
+from .meter import AttemptResult, Clock, measure
 from .pricing import Pricing
 from .router import Attempt, RoutePlan
+from .store import now_iso
 
 
 @dataclass
@@ -47,6 +49,14 @@ class Executor:
         self.pricing = pricing
         self.limits = limits
         self.sleep = sleep
+        # Which host of a provider takes each call (a provider may have several machines).
+        specs = getattr(limits, "host_specs", None) or (lambda p: [(config.providers[p].base_url, 1, 1.0)])  # TODO(pool) shim
+        self.dispatch = Dispatcher(specs, loaded=self._loaded)
+
+    async def _loaded(self, provider: str, url: str) -> dict[str, int | None] | None:
+        """The models a host has loaded now, where its protocol can say (Ollama's /api/ps)."""
+        ask = getattr(self.pool.get(provider, url), "loaded_models", None)
+        return await ask() if ask is not None else None
 
     def timeouts(self) -> Timeouts:
         s = self.config.settings
@@ -60,6 +70,7 @@ class Executor:
         est = est_input_tokens if est_input_tokens is not None else plan.need.input_tokens
         for attempt in plan.attempts:
             tries = 0
+            failed_hosts: set[str] = set()  # of this model's pool, this try: the next goes elsewhere
             while True:
                 until = self.limits.cooling_until(attempt.provider)
                 if until > time.monotonic():
@@ -68,12 +79,17 @@ class Executor:
                     result.attempts.append(res)
                     await maybe_await(on_attempt and on_attempt(res))
                     break
-                res = await self._one(attempt, messages, system, est, on_event, part)
+                res = await self._one(attempt, messages, system, est, on_event, part, plan.need.text_kind,
+                                      avoid=failed_hosts)
                 result.attempts.append(res)
                 await maybe_await(on_attempt and on_attempt(res))
                 if res.outcome == "ok":
                     result.ok = True
                     return result
+                if failed_hosts and res.error_kind in FAIL_OVER and \
+                        self.dispatch.can_take(attempt.provider, attempt.model, attempt.hosts, failed_hosts):
+                    continue  # another host of the same provider, at once: neither a retry nor a fallback
+                failed_hosts.clear()
                 if res.retryable and tries < retries:
                     wait = res.retry_after if res.retry_after is not None else _backoff(tries)
                     if wait <= MAX_RETRY_WAIT_S:
@@ -96,38 +112,36 @@ class Executor:
         return result
 
     async def _one(self, attempt: Attempt, messages: list[dict], system: str | None, est: int,
-                   on_event: OnEvent | None, part: str | None) -> AttemptResult:
-        opts = attempt.options
+                   on_event: OnEvent | None, part: str | None, kind: str,
+                   avoid: set[str] | None = None) -> AttemptResult:
+        """One call. `avoid`: hosts of the provider not to use; a host that fails this call is
+        added to it."""
         # The model's own estimate (its tokenizer family, learned correction) checks the call;
         # the log keeps the uncorrected figure beside the real count, to learn from.
         raw_est = attempt.est_raw_tokens if attempt.est_raw_tokens is not None else est
         est = attempt.est_input_tokens if attempt.est_input_tokens is not None else est
-        call = Call(
-            model=attempt.model,
-            messages=messages,
-            system=system,
-            max_output_tokens=opts.get("max_output_tokens"),
-            temperature=opts.get("temperature"),
-            seed=opts.get("seed"),
-            think=opts.get("think"),
-            top_p=opts.get("top_p"),
-            stop=[opts["stop"]] if isinstance(opts.get("stop"), str) else opts.get("stop"),
-            json_mode=bool(opts.get("json_mode")),
-            tools=opts.get("tools"),
-            tool_choice=opts.get("tool_choice"),
-            backend_options=attempt.backend_options,
-            timeouts=self.timeouts(),
-            est_input_tokens=est,
-        )
+        call = call_for(attempt, messages, system, timeouts=self.timeouts(), est_input_tokens=est)
         res = AttemptResult(attempt.ref, "failed", now_iso(), part=part, est_input_tokens=raw_est,
-                            num_ctx=attempt.backend_options.get("num_ctx"))
+                            num_ctx=attempt.backend_options.get("num_ctx"), text_kind=kind)
         text: list[str] = []
         thinking: list[str] = []
         done: Done | None = None
-        backend = self.pool.get(attempt.provider)
-        backend.warm(call.timeouts)  # one-time client set-up is ours, not the model's latency
         queued = time.perf_counter()
-        await self.limits.acquire(attempt.provider)
+        # A host first (waiting while the able ones are busy), then the provider's slot.
+        lease = await self.dispatch.acquire(attempt.provider, attempt.model, attempt.hosts,
+                                            attempt.backend_options.get("num_ctx"), avoid or ())
+        if lease is None:  # every able host is cooling down after failures, or was tried
+            res.error = self.dispatch.why_none(attempt.provider, attempt.model, attempt.hosts)
+            res.error_kind = ErrorKind.CONNECT
+            return res
+        res.host = lease.shown
+        backend = self.pool.get(attempt.provider, lease.url)
+        backend.warm(call.timeouts)  # one-time client set-up is ours, not the model's latency
+        try:
+            await self.limits.acquire(attempt.provider)
+        except BaseException:
+            self.dispatch.release(lease, ErrorKind.INTERNAL)
+            raise
         clock = Clock()
         res.queue_ms = (clock.start - queued) * 1000.0
         t = call.timeouts
@@ -139,11 +153,12 @@ class Executor:
             async with asyncio.timeout(min(t.first_token, t.total)) as limit, \
                     contextlib.aclosing(backend.stream(call)) as events:
                 async for event in events:
-                    if isinstance(event, (TextDelta, ThinkingDelta)):
+                    if isinstance(event, (TextDelta, ThinkingDelta, ToolCallDelta)):  # a tool call answers too
                         if clock.first is None:
                             limit.reschedule(asyncio.get_running_loop().time() + max(0.0, t.total - clock.elapsed()))
-                        clock.token(answer=isinstance(event, TextDelta))
-                        (text if isinstance(event, TextDelta) else thinking).append(event.text)
+                        clock.token(answer=not isinstance(event, ThinkingDelta))
+                        if not isinstance(event, ToolCallDelta):
+                            (text if isinstance(event, TextDelta) else thinking).append(event.text)
                     elif isinstance(event, Done):
                         done = event
                     if on_event is not None:
@@ -173,6 +188,10 @@ class Executor:
             res.error_kind = ErrorKind.INTERNAL
         finally:
             self.limits.release(attempt.provider)
+            failure = None if done is not None and res.error is None else (res.error_kind or ErrorKind.INTERNAL)
+            self.dispatch.release(lease, failure, res.error)
+            if lease.pooled and failure in FAIL_OVER and avoid is not None:
+                avoid.add(lease.url)
         clock.stop()
         res.text, res.thinking = "".join(text), "".join(thinking)
         if done is not None and res.error is None:
@@ -180,6 +199,30 @@ class Executor:
             self.limits.on_success(attempt.provider)
         measure(res, clock, done, attempt.ref, est, self.pricing)
         return res
+
+
+def call_for(attempt: Attempt, messages: list[dict], system: str | None, *, timeouts: Timeouts | None = None,
+             est_input_tokens: int | None = None) -> Call:
+    """The provider-neutral call for one attempt: its model, messages and generation options.
+    Live attempts stream it; `runner batch --deferred` puts the same body in a provider batch."""
+    opts = attempt.options
+    return Call(
+        model=attempt.model,
+        messages=messages,
+        system=system,
+        max_output_tokens=opts.get("max_output_tokens"),
+        temperature=opts.get("temperature"),
+        seed=opts.get("seed"),
+        think=opts.get("think"),
+        top_p=opts.get("top_p"),
+        stop=[opts["stop"]] if isinstance(opts.get("stop"), str) else opts.get("stop"),
+        json_mode=bool(opts.get("json_mode")),
+        tools=opts.get("tools"),
+        tool_choice=opts.get("tool_choice"),
+        backend_options=attempt.backend_options,
+        timeouts=timeouts or Timeouts(),
+        est_input_tokens=est_input_tokens,
+    )
 
 
 class _ConsumerError(Exception):

@@ -43,7 +43,10 @@ class Limits:
         p = self.config.providers.get(provider)
         if p is not None and p.protocol == "ollama":
             return self.config.settings.ollama_num_parallel
-        return self.config.settings.hosted_concurrency
+        if p is not None and p.num_parallel is not None:
+            return p.num_parallel
+        # A local server (llama.cpp) may serve one request and cut the others.
+        return 1 if p is not None and p.local else self.config.settings.hosted_concurrency
 
     def current_limit(self, provider: str) -> int:
         """How many calls the provider may have in flight right now (after any halving)."""

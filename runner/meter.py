@@ -12,7 +12,6 @@ from typing import Any
 from .backends import Done
 from .backends.errors import ErrorKind
 from .pricing import Pricing
-from .store import now_iso  # noqa: F401 - attempts are stamped with the log's clock
 from .tokens import estimate_tokens
 
 
@@ -40,6 +39,8 @@ class AttemptResult:
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
     part: str | None = None
+    host: str | None = None  # the server that took the call, without credentials (a pool has several)
+    text_kind: str | None = None  # what the estimate's correction is learned per
     retry_after: float | None = None
     retryable: bool = False
 

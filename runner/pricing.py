@@ -28,7 +28,9 @@ class Pricing:
         cache_write_1h_tokens: int = 0,
         seconds: float | None = None,
         when: datetime | None = None,
+        batch: bool = False,
     ) -> float | None:
+        """`batch`: the price of a provider batch (`runner batch --deferred`), about half."""
         provider, model = self._split(ref)
         if provider is None:
             return None
@@ -45,14 +47,14 @@ class Pricing:
         if not provider.prices_id:
             return None
         return _genai_price(provider.prices_id, model, input_tokens, output_tokens, cache_read_tokens,
-                            cache_write_tokens, cache_write_1h_tokens, when)
+                            cache_write_tokens, cache_write_1h_tokens, when, batch)
 
-    def estimate(self, ref: str, input_tokens: int, output_tokens: int) -> float | None:
+    def estimate(self, ref: str, input_tokens: int, output_tokens: int, *, batch: bool = False) -> float | None:
         """Upper-bound estimate before a call (the router's max_cost check)."""
         provider, _ = self._split(ref)
         if provider is not None and provider.local and self.config.model_info(ref).price is None:
             return 0.0  # time-based local cost is unknown before the call, and small
-        return self.cost(ref, input_tokens, output_tokens)
+        return self.cost(ref, input_tokens, output_tokens, batch=batch)
 
     def _split(self, ref: str):
         name, _, model = ref.partition("/")
@@ -61,7 +63,7 @@ class Pricing:
 
 @lru_cache(maxsize=4096)
 def _genai_price_cached(provider_id: str, model: str, inp: int, out: int, cache: int, write: int,
-                        write_1h: int, minute: str) -> float | None:
+                        write_1h: int, minute: str, batch: bool = False) -> float | None:
     from genai_prices import Usage, calc_price  # heavy: load only when a price is needed
 
     when = datetime.fromisoformat(minute)
@@ -76,6 +78,7 @@ def _genai_price_cached(provider_id: str, model: str, inp: int, out: int, cache:
             model,
             provider_id=provider_id,
             genai_request_timestamp=when,
+            price_context={"processing": "batch"} if batch else None,
         )
     except LookupError:  # unknown model or provider: the price is unknown, not zero
         return None
@@ -83,8 +86,8 @@ def _genai_price_cached(provider_id: str, model: str, inp: int, out: int, cache:
 
 
 def _genai_price(provider_id: str, model: str, inp: int, out: int, cache: int, write: int, write_1h: int,
-                 when: datetime | None) -> float | None:
+                 when: datetime | None, batch: bool = False) -> float | None:
     when = when or datetime.now(timezone.utc)
     # Prices can depend on time of day (DeepSeek); a minute's resolution keeps the cache useful.
     minute = when.replace(second=0, microsecond=0).isoformat()
-    return _genai_price_cached(provider_id, model, inp, out, cache, write, write_1h, minute)
+    return _genai_price_cached(provider_id, model, inp, out, cache, write, write_1h, minute, batch)

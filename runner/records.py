@@ -29,6 +29,8 @@ def attempt_json(a: dict[str, Any]) -> dict[str, Any]:
         out["error"] = a["error"]
     if a.get("part"):
         out["part"] = a["part"]
+    if a.get("host"):
+        out["host"] = a["host"]
     for key in ATTEMPT_FIELDS:
         out[key] = round1(a.get(key)) if key.endswith("_ms") else a.get(key)
     out["tokens_estimated"] = bool(out["tokens_estimated"])

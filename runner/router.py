@@ -37,6 +37,7 @@ class Need:
     output_tokens: int  # planned output (max_output_tokens)
     margin: float = ESTIMATE_MARGIN
     per_model: dict = field(default_factory=dict)  # ref → ModelEstimate, where it differs
+    text_kind: str = "prose"  # what the learned corrections are kept per (tokens.text_kind)
 
     @property
     def input_high(self) -> int:
@@ -68,6 +69,9 @@ class Attempt:
     est_input_tokens: int | None = None  # this model's estimate of the input (its tokenizer)
     est_raw_tokens: int | None = None  # the same before the learned correction
     note: str | None = None  # something the user should know, e.g. the answer was capped to fit
+    # A provider with several hosts: those able to take this call (the model there, its window
+    # large enough for num_ctx); the dispatcher picks one. Empty: any host of the provider.
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,8 @@ def _consider(
         local = status.models.get(model) or status.models.get(_with_latest(model))
         if local is None:
             return Skip(ref, f"not pulled (ollama pull {model})")
+        if opts.get("tools") and local.capabilities and "tools" not in local.capabilities:  # /api/show
+            return Skip(ref, "does not support tools", local=True)
         if opts.get("think") and local.capabilities and "thinking" not in local.capabilities:
             opts = {**opts, "think": None}  # asking would be a 400; the model simply answers
         window = local.context_length or 4096
@@ -201,6 +207,11 @@ def _consider(
         context = limit
     else:
         context = config.model_info(ref).context
+        if opts.get("tools") and not config.model_info(ref).tools:
+            why = "does not support tools" if config.model_info(ref).tools is False else (
+                "does not support tools as far as runner knows (if it does, set tools: true for it "
+                "under models: in config.yaml)")
+            return Skip(ref, why, context=context, local=provider.local)
         if provider_name in availability.key_errors:
             return Skip(ref, availability.key_errors[provider_name], context=context, local=provider.local)
         if provider.key_env and provider_name not in availability.keys:

@@ -1,12 +1,14 @@
 """The pipeline every command drives: request → profile → availability → plan → execute → log.
 
-`ask`, `batch` and `compare` all go through `Session.answer`, so routing, retries, metering and
-the run log behave the same everywhere.
+`ask`, `batch`, `compare` and `serve` all go through `Session.answer`, so routing, retries,
+metering and the run log behave the same everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from dataclasses import replace
 
 from .availability import Availability, gather_availability
@@ -28,8 +30,21 @@ MAX_REPLANS = 2
 OVERFLOW_MARGIN = 1.1
 
 
+class StopRun(Exception):
+    """Raised by an `on_event` or `on_attempt` callback to end a run at once, trying no other
+    model (e.g. the gateway's client already has part of an answer that just failed). The run is
+    logged as failed with `reason`; `Session.answer` returns normally."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Session:
-    def __init__(self, config: Config, *, limits: Limits | None = None, store: Store | None = None) -> None:
+    def __init__(self, config: Config, *, limits: Limits | None = None, store: Store | None = None,
+                 availability_ttl_s: float | None = None) -> None:
+        """`availability_ttl_s`: probe keys and Ollama servers again once the last probe is this
+        old (a long-lived server sees models pulled later); None probes once per session."""
         self.config = config
         self.pricing = Pricing(config)
         self.pool = BackendPool(config.providers, config.settings)
@@ -37,6 +52,8 @@ class Session:
         self.executor = Executor(config, self.pool, self.pricing, self.limits)
         self._store = store
         self._availability: Availability | None = None
+        self._probed_at = 0.0
+        self.availability_ttl_s = availability_ttl_s
         self._factors: dict[str, float] | None = None
 
     @property
@@ -61,7 +78,11 @@ class Session:
 
     async def availability(self, refs: list[str]) -> Availability:
         """Probed once per session and provider: a batch of many rows asks Ollama once."""
+        ttl = self.availability_ttl_s
+        if self._availability is not None and ttl is not None and time.monotonic() - self._probed_at > ttl:
+            self._availability = None
         if self._availability is None:
+            self._probed_at = time.monotonic()
             self._availability = await gather_availability(self.config, refs)
         else:
             known = self._availability.ollama
@@ -96,7 +117,10 @@ class Session:
         planner = Planner(self.config, profile, availability, self.pricing.estimate,
                           self.token_factors() if factors is None else factors, int(output),
                           request.local_only, request.max_cost_usd, given)
-        stats = request_stats(request.prompt, request.documents, system, request.messages)
+        history = request.messages
+        if history and request.options.tools:  # the tool definitions are read by the model too
+            history = [*history, {"role": "system", "content": json.dumps(request.options.tools)}]
+        stats = request_stats(request.prompt, request.documents, system, history)
         route = planner.plan(stats)
         prepared = Prepared(request, profile, messages, system, route, stats, planner)
         if route.too_long and profile.too_long == "split" and request.documents:
@@ -107,28 +131,41 @@ class Session:
 
     async def answer(self, prepared: Prepared, *, kind: str = "ask", group_id: str | None = None,
                      item_id: str | None = None, on_event: OnEvent | None = None,
-                     on_attempt=None, log: bool = True, on_progress=None) -> tuple[RunResult, int | None]:
+                     on_attempt=None, log: bool = True, on_progress=None,
+                     client: str | None = None) -> tuple[RunResult, int | None]:
+        """Run a prepared request and log it. `client` names who asked (the gateway's client),
+        stored with the run. A callback may raise StopRun to end the run at once."""
         req = prepared.request
         run_id = None
         if log:
             run_id = self.store.start_run(kind=kind, task=prepared.profile.name, prompt=req.prompt,
                                           system=prepared.system, files=[d.name for d in req.documents],
                                           group_id=group_id, item_id=item_id,
-                                          est_input_tokens=prepared.need.input_tokens)
+                                          est_input_tokens=prepared.need.input_tokens, client=client)
+        tried: list[AttemptResult] = []
+        streaming: list[str] = []  # the model streaming now, if any: its request was sent
 
         def record(att: AttemptResult) -> None:
+            tried.append(att)
+            streaming.clear()
             if run_id is not None:
                 self.store.add_attempt(run_id, att.record())
             if on_attempt is not None:
                 on_attempt(att)
 
+        def seen(ref: str, event) -> None:
+            if not streaming:
+                streaming.append(ref)
+            if on_event is not None:
+                on_event(ref, event)
+
         async def run(prep: Prepared) -> RunResult:
             if prep.split is not None:
                 from .longdoc import run_split
 
-                return await run_split(prep, self.executor, on_event=on_event, on_attempt=record,
+                return await run_split(prep, self.executor, on_event=seen, on_attempt=record,
                                        on_progress=on_progress)
-            return await self.executor.run(prep.plan, prep.messages, prep.system, on_event=on_event, on_attempt=record)
+            return await self.executor.run(prep.plan, prep.messages, prep.system, on_event=seen, on_attempt=record)
 
         try:
             result = await run(prepared)
@@ -140,12 +177,15 @@ class Session:
                 more = await run(again)
                 more.attempts = result.attempts + more.attempts
                 result = more
+        except StopRun as exc:
+            result = RunResult(ok=False, attempts=tried, error=exc.reason)
+            if run_id is not None:
+                self.store.finish_run(run_id, run_summary(result))
+            return result, run_id
         except BaseException as exc:
             # Ctrl-C, a cancelled batch, or a bug: the run is closed as failed, never left "running".
             if run_id is not None:
-                why = ("interrupted" if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
-                       else f"internal error: {type(exc).__name__}")
-                self.store.finish_run(run_id, {"outcome": "failed", "error": why})
+                self._close_abandoned(run_id, exc, prepared, tried, streaming)
             raise
         if not prepared.plan.attempts and prepared.split is None and not result.attempts:
             result.error = no_route_message(prepared.plan)
@@ -154,6 +194,20 @@ class Session:
         if run_id is not None:
             self.store.finish_run(run_id, run_summary(result))
         return result, run_id
+
+    def _close_abandoned(self, run_id: int, exc: BaseException, prepared: Prepared,
+                         recorded: list[AttemptResult], streaming: list[str]) -> None:
+        """Close a run that stopped mid-way with what is known: the model that was streaming (its
+        request was sent: logged as an interrupted attempt of unknown cost), else the last one
+        tried, else the one planned first; the cost of the attempts that finished."""
+        why = _why_stopped(exc)
+        if streaming:
+            self.store.add_attempt(run_id, {"model": streaming[0], "outcome": "failed", "error": why})
+        planned = prepared.plan.attempts[0].ref if prepared.plan.attempts else None
+        model = streaming[0] if streaming else (recorded[-1].model if recorded else planned)
+        costs = [a.cost_usd for a in recorded if a.cost_usd is not None]
+        self.store.finish_run(run_id, {"outcome": "failed", "error": why, "model": model,
+                                       "cost_usd": sum(costs) if costs else None})
 
     async def _replan_after_overflow(self, prepared: Prepared, result: RunResult) -> Prepared | None:
         """A model refused a prompt that the estimate said would fit, so the estimate was low for
@@ -176,7 +230,7 @@ class Session:
                 window = (context or 0) - prepared.need.output_tokens
             if window <= 0:
                 continue
-            key = learning_key(att.model, self.config.is_local(att.model))
+            key = learning_key(att.model, self.config.is_local(att.model), prepared.need.text_kind)
             old = factors.get(key) or 1.0
             # The real count is above the window: aim past it, and at least 25% past the old guess.
             new = max(old * 1.25, OVERFLOW_MARGIN * window / att.est_input_tokens)
@@ -189,6 +243,16 @@ class Session:
         if not again.plan.attempts and again.split is None:
             return None
         return again
+
+
+def _why_stopped(exc: BaseException) -> str:
+    """What the log says of a run that ended by an exception: a cancellation's own message
+    (`task.cancel("client disconnected")`), "interrupted", or the bug's name."""
+    if isinstance(exc, asyncio.CancelledError):
+        return exc.args[0] if exc.args and isinstance(exc.args[0], str) and exc.args[0] else "interrupted"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"internal error: {type(exc).__name__}"
 
 
 def no_route_message(route: RoutePlan) -> str:

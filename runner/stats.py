@@ -39,6 +39,8 @@ class Aggregate:
         self.input_tokens = 0
         self.output_tokens = 0
         self.estimated = 0  # answered calls whose token counts are estimates
+        self.estimated_tokens = 0  # their tokens, in and out
+        self.estimated_cost = 0.0  # their known cost: a price times an estimate
         self.known_cost = 0.0
         self.priced = 0  # calls whose cost is known
         self.unknown_cost = 0  # answered calls of unknown price
@@ -63,7 +65,10 @@ class Aggregate:
             self.tps.append(r["tokens_per_s"])
         self.input_tokens += r.get("input_tokens") or 0
         self.output_tokens += r.get("output_tokens") or 0
-        self.estimated += bool(r.get("tokens_estimated"))
+        if r.get("tokens_estimated"):
+            self.estimated += 1
+            self.estimated_tokens += (r.get("input_tokens") or 0) + (r.get("output_tokens") or 0)
+            self.estimated_cost += cost or 0.0
 
     @property
     def ok(self) -> int:
@@ -75,8 +80,17 @@ class Aggregate:
             return None
         return self.known_cost
 
+    def estimated_share(self) -> dict[str, float]:
+        """What part of the tokens and of the known cost rests on estimates (0 to 1)."""
+        tokens = self.input_tokens + self.output_tokens
+        return {"tokens": share(self.estimated_tokens, tokens), "cost_usd": share(self.estimated_cost, self.known_cost)}
+
     def p(self, which: str, q: float) -> float | None:
         return percentile({"ttft": self.ttft, "latency": self.latency, "tps": self.tps}[which], q)
+
+
+def share(part: float, whole: float) -> float:
+    return round(part / whole, 4) if whole else 0.0
 
 
 def aggregate(rows: Iterable[dict[str, Any]], key: str = "model") -> dict[str, Aggregate]:
@@ -94,7 +108,8 @@ def summarise(attempts: list[dict[str, Any]], config: Config, pricing: Pricing, 
     """`runner stats`: per model, and what the local calls would have cost on `versus`."""
     models = []
     total, unknown = 0.0, 0
-    saved = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "versus_cost_usd": 0.0}
+    everything = Aggregate("all")
+    saved = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "versus_cost_usd": 0.0, "estimated_calls": 0}
     versus_costs: list[float | None] = []
     for model, agg in sorted(aggregate(attempts).items()):
         local = config.is_local(model)
@@ -105,17 +120,21 @@ def summarise(attempts: list[dict[str, Any]], config: Config, pricing: Pricing, 
             "p50_ttft_ms": agg.p("ttft", 50), "p50_latency_ms": agg.p("latency", 50),
             "p95_latency_ms": agg.p("latency", 95), "tokens_per_s": agg.p("tps", 50),
             "input_tokens": agg.input_tokens, "output_tokens": agg.output_tokens, "cost_usd": agg.cost_usd,
+            "estimated_calls": agg.estimated, "estimated_share": agg.estimated_share(),
         })
     for r in attempts:
+        everything.add(r)
         if r["outcome"] != "ok" or not config.is_local(r["model"]):
             continue
         saved["calls"] += 1
         saved["input_tokens"] += r["input_tokens"] or 0
         saved["output_tokens"] += r["output_tokens"] or 0
+        saved["estimated_calls"] += bool(r.get("tokens_estimated"))
         # Each call priced on its own: prices are tiered by a call's size (e.g. above 200K
         # input tokens), so one giant call of the summed tokens would cost more.
         versus_costs.append(pricing.cost(versus, r["input_tokens"] or 0, r["output_tokens"] or 0))
     if saved["calls"]:
         saved["versus_cost_usd"] = None if None in versus_costs else sum(versus_costs)
     return {"models": models, "total_cost_usd": total, "unknown_cost_calls": unknown,
+            "estimated_calls": everything.estimated, "estimated_share": everything.estimated_share(),
             "local_savings": {**saved, "versus": versus}}

@@ -7,13 +7,14 @@ Prompts and answers are stored; API keys never reach this module.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .errors import UserError
 
@@ -233,11 +234,12 @@ class Store:
     @_usable
     def start_run(self, *, kind: str, task: str | None, prompt: str, system: str | None,
                   files: Iterable[str] = (), group_id: str | None = None, item_id: str | None = None,
-                  est_input_tokens: int | None = None) -> int:
+                  est_input_tokens: int | None = None, client: str | None = None) -> int:
         cur = self.db.execute(
-            "INSERT INTO runs (time, kind, group_id, item_id, task, outcome, prompt, system, files, est_input_tokens)"
-            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-            (now_iso(), kind, group_id, item_id, task, prompt, system, json.dumps(list(files)), est_input_tokens),
+            "INSERT INTO runs (time, kind, group_id, item_id, task, outcome, prompt, system, files, est_input_tokens,"
+            " client) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+            (now_iso(), kind, group_id, item_id, task, prompt, system, json.dumps(list(files)), est_input_tokens,
+             client),
         )
         return int(cur.lastrowid)
 
@@ -257,6 +259,44 @@ class Store:
             f"UPDATE runs SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ?",
             (*[_plain(result.get(c, 0 if c == "tokens_estimated" else None)) for c in cols], run_id),
         )
+
+    @_usable
+    def deferred_runs(self, job_id: str) -> dict[str, int]:
+        """item id → run id of the runs already logged from one provider batch job, so that
+        collecting the job again (after a kill) logs none of them twice."""
+        rows = self.db.execute("SELECT r.item_id, r.id FROM attempts a JOIN runs r ON r.id = a.run_id"
+                               " WHERE a.job_id = ? AND a.deferred = 1", (job_id,))
+        return {r[0]: int(r[1]) for r in rows}
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Many writes as one commit, all or nothing (collecting a provider batch's 100,000 rows
+        is one commit per chunk, not three per row)."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, OSError) as exc:
+            raise log_error(self.path, exc) from None
+        try:
+            yield
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        try:
+            self.db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            raise log_error(self.path, exc) from None
+
+    @_usable
+    def close_interrupted(self, group_id: str, error: str) -> int:
+        """Close the runs of a batch that a killed process left `running`, with what the log knows
+        of them (the last model tried, the cost of the attempts it recorded); returns how many."""
+        cur = self.db.execute(
+            "UPDATE runs SET outcome = 'failed', error = ?,"
+            " model = COALESCE(model, (SELECT a.model FROM attempts a WHERE a.run_id = runs.id ORDER BY a.id DESC LIMIT 1)),"
+            " cost_usd = (SELECT SUM(a.cost_usd) FROM attempts a WHERE a.run_id = runs.id)"
+            " WHERE group_id = ? AND outcome = 'running'", (error, group_id))
+        return cur.rowcount
 
     # --- reading --------------------------------------------------------------------------
 
@@ -289,17 +329,18 @@ class Store:
         return rows
 
     @_usable
-    def token_counts(self, limit: int = 5000, min_estimate: int = 0) -> list[tuple[str, int, int]]:
-        """(model, real input tokens, estimate) of the latest successful calls, newest first.
+    def token_counts(self, limit: int = 5000, min_estimate: int = 0) -> list[tuple[str, int, int, str | None]]:
+        """(model, real input tokens, estimate, kind of text) of the latest successful calls,
+        newest first.
 
         attempts.est_input_tokens is the estimator's uncorrected figure for that model's
         tokenizer family, so real/estimate is what the estimate for the family should learn.
         """
         rows = self.db.execute(
-            "SELECT model, input_tokens, est_input_tokens FROM attempts WHERE outcome = 'ok'"
+            "SELECT model, input_tokens, est_input_tokens, text_kind FROM attempts WHERE outcome = 'ok'"
             " AND tokens_estimated = 0 AND input_tokens > 0 AND est_input_tokens >= ?"
             " ORDER BY id DESC LIMIT ?", (max(1, min_estimate), limit))
-        return [(r[0], int(r[1]), int(r[2])) for r in rows]
+        return [(r[0], int(r[1]), int(r[2]), r[3]) for r in rows]
 
     @_usable
     def attempts_since(self, since: str | None = None) -> list[dict[str, Any]]:

@@ -33,12 +33,20 @@ class YamlDoc:
         return UserError(f"{where}: {key + ': ' if key else ''}{message}")
 
 
+class DuplicateKey(Exception):
+    def __init__(self, keypath: tuple, line: int, first: int) -> None:
+        super().__init__(keypath)
+        self.keypath, self.line, self.first = keypath, line, first
+
+
 def _convert(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node)
+            if key in out:  # PyYAML keeps the last one silently; a user meant one of them
+                raise DuplicateKey(path + (key,), key_node.start_mark.line + 1, lines[path + (key,)])
             lines[path + (key,)] = key_node.start_mark.line + 1
             out[key] = _convert(value_node, path + (key,), lines)
         return out
@@ -67,6 +75,9 @@ def parse_yaml(text: str, path: Path) -> YamlDoc:
         where = f"{path}, line {mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(f"{where}: not valid YAML ({problem})") from None
+    except DuplicateKey as dup:
+        key = ".".join(str(k) for k in dup.keypath)
+        raise UserError(f"{path}, line {dup.line}: {key}: duplicate key (first on line {dup.first})") from None
     return YamlDoc(path, data, lines)
 
 

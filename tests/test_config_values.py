@@ -45,7 +45,8 @@ def test_bad_config_values_name_file_line_and_key(home, text, expected):
 @pytest.mark.parametrize("options,expected", [
     ("{max_output_tokens: 0}", "options.max_output_tokens: must be a whole number of tokens, 1 or more"),
     ("{max_output_tokens: 2.5}", "options.max_output_tokens: must be a whole number of tokens"),
-    ("{temperature: -0.1}", "options.temperature: must be a number, 0 or more"),
+    ("{temperature: -0.1}", "options.temperature: must be a number from 0 to 2"),
+    ("{temperature: 7}", "options.temperature: must be a number from 0 to 2, not 7"),
     ("{think: maybe}", "options.think: must be true, false, low, medium or high"),
     ("{think: 3}", "options.think: must be true, false, low, medium or high"),
 ])

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Backend, Call, Done, Event, TextDelta, ThinkingDelta, Timeouts, Usage
+from .base import Backend, Call, Done, Event, TextDelta, ThinkingDelta, Timeouts, ToolCallDelta, Usage
 from .errors import BackendError, ErrorKind
 from .registry import backend_class
 
 __all__ = ["Backend", "BackendError", "BackendPool", "Call", "Done", "ErrorKind", "Event", "TextDelta",
-           "ThinkingDelta", "Timeouts", "Usage", "make_backend"]
+           "ThinkingDelta", "Timeouts", "ToolCallDelta", "Usage", "make_backend"]
 
 
 def make_backend(provider: Any, settings: Any) -> Backend:
@@ -21,18 +21,26 @@ def make_backend(provider: Any, settings: Any) -> Backend:
 
 
 class BackendPool:
-    """One backend (and so one connection pool) per provider, shared by every call in a run."""
+    """One backend (and so one connection pool) per provider and host, shared by every call in a
+    run. A provider with several hosts (a pool of machines) has one backend for each."""
 
     def __init__(self, providers: dict[str, Any], settings: Any) -> None:
         self.providers = providers
         self.settings = settings
-        self._backends: dict[str, Backend] = {}
+        self._backends: dict[str | tuple[str, str], Backend] = {}  # provider, or (provider, other host)
 
-    def get(self, provider_name: str) -> Backend:
-        backend = self._backends.get(provider_name)
+    def get(self, provider_name: str, host: str | None = None) -> Backend:
+        """The backend for `host` (a URL of the provider's; None: its `base_url`)."""
+        provider = self.providers[provider_name]
+        key = provider_name if host is None or host == provider.base_url else (provider_name, host)
+        backend = self._backends.get(key)
         if backend is None:
-            backend = make_backend(self.providers[provider_name], self.settings)
-            self._backends[provider_name] = backend
+            if key != provider_name:
+                from dataclasses import replace
+
+                provider = replace(provider, base_url=host)
+            backend = make_backend(provider, self.settings)
+            self._backends[key] = backend
         return backend
 
     async def aclose(self) -> None:

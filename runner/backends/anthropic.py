@@ -7,9 +7,10 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
+from .base import Call, Done, Event, TextDelta, ThinkingDelta, ToolCallDelta, Usage, Timeouts
 from .errors import BackendError, ErrorKind
 from .sse import SSEClient, drain, load_json, stream_error
+from .tools import calls_of, forced_name, functions
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -51,9 +52,7 @@ class AnthropicBackend:
         # Anthropic has no system role in messages: fold any into the top-level system.
         system = [call.system] if call.system else []
         system += [m["content"] for m in call.messages if m["role"] == "system"]
-        messages = [
-            {"role": m["role"], "content": m["content"]} for m in call.messages if m["role"] != "system"
-        ]
+        messages = _messages([m for m in call.messages if m["role"] != "system"])
         max_tokens = call.max_output_tokens or DEFAULT_MAX_TOKENS
         body: dict[str, Any] = {
             "model": call.model,
@@ -67,6 +66,12 @@ class AnthropicBackend:
             body["system"] = "\n\n".join(system)
         if call.stop:
             body["stop_sequences"] = call.stop
+        if call.tools:
+            body["tools"] = [{"name": name, **({"description": desc} if desc else {}), "input_schema": params}
+                             for name, desc, params in functions(call.tools)]
+            choice = _tool_choice(call.tool_choice)
+            if choice is not None:
+                body["tool_choice"] = choice
         if call.think:
             budget = _thinking_budget(call, max_tokens)
             if budget >= max_tokens:
@@ -88,6 +93,7 @@ class AnthropicBackend:
         have_usage = False
         stop_reason: str | None = None
         stopped = False
+        tool_index: dict[int, int] = {}  # content block index → tool call index
         url = f"{self.base_url}/v1/messages"
         events = self._http.events(call, url, self.request_body(call), self._headers)
         async with aclosing(events):
@@ -106,12 +112,21 @@ class AnthropicBackend:
                     cache_write = u.get("cache_creation_input_tokens") or 0
                     cache_write_1h = (u.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0
                     output_tokens = u.get("output_tokens")
+                elif kind == "content_block_start":
+                    block = obj.get("content_block") or {}
+                    if block.get("type") == "tool_use":
+                        tool_index[obj.get("index", 0)] = n = len(tool_index)
+                        yield ToolCallDelta(n, block.get("id"), block.get("name"))
                 elif kind == "content_block_delta":
                     delta = obj.get("delta") or {}
                     if delta.get("type") == "text_delta" and delta.get("text"):
                         yield TextDelta(delta["text"])
                     elif delta.get("type") == "thinking_delta" and delta.get("thinking"):
                         yield ThinkingDelta(delta["thinking"])
+                    elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+                        n = tool_index.get(obj.get("index", 0))
+                        if n is not None:
+                            yield ToolCallDelta(n, arguments=delta["partial_json"])
                 elif kind == "message_delta":
                     stop_reason = (obj.get("delta") or {}).get("stop_reason") or stop_reason
                     u = obj.get("usage") or {}
@@ -147,6 +162,43 @@ class AnthropicBackend:
         await self._http.aclose()
 
 
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation in this API's terms: an assistant's tool calls are `tool_use` blocks,
+    each tool result a `tool_result` block in a user turn; turns of one role are merged, as the
+    API wants user and assistant to alternate."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] == "tool":
+            role = "user"
+            content: Any = [{"type": "tool_result", "tool_use_id": m.get("tool_call_id") or "",
+                             "content": m["content"] or ""}]
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            role = "assistant"
+            content = [{"type": "text", "text": m["content"]}] if m["content"] else []
+            content += [{"type": "tool_use", "id": call_id, "name": name, "input": args}
+                        for call_id, name, args in calls_of(m)]
+        else:
+            role, content = m["role"], m["content"]
+        if out and out[-1]["role"] == role:
+            out[-1]["content"] = _blocks(out[-1]["content"]) + _blocks(content)
+        else:
+            out.append({"role": role, "content": content})
+    return out
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, list):
+        return content
+    return [{"type": "text", "text": content}] if content else []
+
+
+def _tool_choice(choice: Any) -> dict[str, Any] | None:
+    name = forced_name(choice)
+    if name:
+        return {"type": "tool", "name": name}
+    return {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}.get(choice)
+
+
 def finished(reason: str | None) -> str:
     """The normalised stop reason of a complete answer; a BackendError for anything else."""
     if reason == "refusal":
@@ -161,6 +213,26 @@ def finished(reason: str | None) -> str:
         raise BackendError(f"the stream ended with stop_reason {reason!r}: not a complete answer",
                            kind=ErrorKind.STREAM, retryable=True)
     return _STOP[reason]
+
+
+def parse_message(body: dict[str, Any]) -> tuple[str, str, Done]:
+    """A whole, non-streamed `message` body (a Message Batches result): its text, its thinking
+    and its Done. A BackendError when it is not a complete answer."""
+    blocks = [b for b in body.get("content") or [] if isinstance(b, dict)]
+    text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
+    thinking = "".join(b.get("thinking") or "" for b in blocks if b.get("type") == "thinking")
+    u = body.get("usage") or {}
+    cache_read = u.get("cache_read_input_tokens") or 0
+    cache_write = u.get("cache_creation_input_tokens") or 0
+    usage = Usage(
+        # input_tokens excludes cache reads and writes; ours is the total input.
+        input_tokens=(u.get("input_tokens") or 0) + cache_read + cache_write if "input_tokens" in u else None,
+        output_tokens=u.get("output_tokens"),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        cache_write_1h_tokens=(u.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0,
+    )
+    return text, thinking, Done(usage=usage, finish_reason=finished(body.get("stop_reason")))
 
 
 def _thinking_budget(call: Call, max_tokens: int) -> int:

@@ -55,6 +55,17 @@ class ThinkingDelta:
 
 
 @dataclass
+class ToolCallDelta:
+    """A piece of a tool call the model makes. The first piece of call `index` has its `id`
+    and `name`; `arguments` (JSON text) may come whole or in fragments to be joined in order."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass
 class Usage:
     input_tokens: int | None = None  # total input, cache reads included
     output_tokens: int | None = None  # total billed output, reasoning included
@@ -71,11 +82,13 @@ class Done:
     metrics: dict[str, Any] = field(default_factory=dict)  # raw extras, e.g. Ollama durations
 
 
-Event = Union[TextDelta, ThinkingDelta, Done]
+Event = Union[TextDelta, ThinkingDelta, ToolCallDelta, Done]
 
 
 class Backend(Protocol):
-    """One wire protocol. `stream` yields TextDelta/ThinkingDelta events, then exactly one Done.
+    """One wire protocol. `stream` yields TextDelta/ThinkingDelta (and ToolCallDelta, when the
+    call offered tools) events, then exactly one Done (finish reason "tool_calls" when the model
+    stopped to call tools).
 
     It raises BackendError for every failure, including one that arrives mid-stream; a stream
     that ends without the protocol's end marker is a failure, never a short answer.

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from contextlib import aclosing
 from typing import Any, AsyncIterator
 from urllib.parse import quote
 
 import httpx
 
-from .base import Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
+from .base import Call, Done, Event, TextDelta, ThinkingDelta, ToolCallDelta, Usage, Timeouts
 from .errors import BackendError, ErrorKind
 from ..redact import redact
 from .sse import SSEClient, load_json, stream_error
+from .tools import calls_of, forced_name, functions, new_call_id, result_name, tool_names
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 
@@ -47,12 +49,15 @@ class GeminiBackend:
     def request_body(self, call: Call) -> dict[str, Any]:
         system = [call.system] if call.system else []
         system += [m["content"] for m in call.messages if m["role"] == "system"]
-        contents = [
-            {"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
-            for m in call.messages
-            if m["role"] != "system"
-        ]
+        contents = _contents([m for m in call.messages if m["role"] != "system"])
         body: dict[str, Any] = {"contents": contents}
+        if call.tools:
+            body["tools"] = [{"functionDeclarations": [
+                {"name": name, **({"description": desc} if desc else {}), "parametersJsonSchema": params}
+                for name, desc, params in functions(call.tools)]}]
+            mode = _tool_mode(call.tool_choice)
+            if mode is not None:
+                body["toolConfig"] = {"functionCallingConfig": mode}
         if system:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
         config: dict[str, Any] = {}
@@ -85,11 +90,14 @@ class GeminiBackend:
         as the official SDK does, and every leg is metered."""
         body = self.request_body(call)
         legs: list[dict[str, Any] | None] = []
+        calls = 0
         for _ in range(MAX_LEGS):
             leg = _Leg()
+            leg.calls = calls
             async for event in self._leg(call, body, leg):
                 yield event
             legs.append(leg.meta)
+            calls = leg.calls
             if leg.finish != "CONTINUATION":
                 break
             if not leg.token:
@@ -98,7 +106,8 @@ class GeminiBackend:
             body = {**body, "continuationToken": leg.token}
         else:
             raise BackendError(f"Gemini asked to continue more than {MAX_LEGS} times", kind=ErrorKind.STREAM)
-        yield Done(usage=_usage_of_legs(legs), finish_reason=_FINISH[leg.finish])
+        finish = "tool_calls" if calls and leg.finish == "STOP" else _FINISH[leg.finish]
+        yield Done(usage=_usage_of_legs(legs), finish_reason=finish)
 
     async def _leg(self, call: Call, body: dict[str, Any], leg: "_Leg") -> AsyncIterator[Event]:
         events = self._http.events(call, self.url(call.model), body, self._headers)
@@ -123,6 +132,11 @@ class GeminiBackend:
                         text = part.get("text")
                         if text:
                             yield ThinkingDelta(text) if part.get("thought") else TextDelta(text)
+                        fn = part.get("functionCall")
+                        if isinstance(fn, dict):  # whole calls, never fragments, in this protocol
+                            yield ToolCallDelta(leg.calls, fn.get("id") or new_call_id(), fn.get("name"),
+                                                json.dumps(fn.get("args") or {}))
+                            leg.calls += 1
                     reason = candidate.get("finishReason")
                     if reason in _BLOCKED:
                         raise BackendError(
@@ -144,6 +158,66 @@ class GeminiBackend:
         await self._http.aclose()
 
 
+def parse_response(body: dict[str, Any]) -> tuple[str, str, Done]:
+    """A whole, non-streamed `GenerateContentResponse` (a batch job's result): its text, its
+    thoughts and its Done. A BackendError when it is not a complete answer (blocked, or ended
+    with any reason but STOP / MAX_TOKENS — a batch result cannot be continued)."""
+    feedback = body.get("promptFeedback") or {}
+    if feedback.get("blockReason"):
+        raise BackendError(f"prompt blocked by Gemini: {feedback['blockReason']}", kind=ErrorKind.BLOCKED)
+    candidate = next(iter(body.get("candidates") or []), None) or {}
+    parts = [p for p in (candidate.get("content") or {}).get("parts") or [] if isinstance(p, dict)]
+    text = "".join(p.get("text") or "" for p in parts if not p.get("thought"))
+    thinking = "".join(p.get("text") or "" for p in parts if p.get("thought"))
+    reason = candidate.get("finishReason")
+    if reason in _BLOCKED:
+        raise BackendError(f"response blocked by Gemini: finishReason {reason}", kind=ErrorKind.BLOCKED)
+    if reason not in _FINISH:
+        raise BackendError(f"Gemini ended with finishReason {reason}: not a complete answer",
+                           kind=ErrorKind.STREAM, retryable=True)
+    return text, thinking, Done(usage=_usage(body.get("usageMetadata")), finish_reason=_FINISH[reason])
+
+
+def _contents(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation as `contents`: tool calls are `functionCall` parts of a model turn, tool
+    results `functionResponse` parts of a user turn; turns of one role are merged, so all the
+    answers to one turn's calls arrive together, as the API wants."""
+    names = tool_names(messages)
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m["role"] == "tool":
+            role = "user"
+            parts = [{"functionResponse": {"name": result_name(m, names), "response": _response(m["content"])}}]
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            role = "model"
+            parts = [{"text": m["content"]}] if m["content"] else []
+            parts += [{"functionCall": {"name": name, "args": args}} for _, name, args in calls_of(m)]
+        else:
+            role, parts = ("model" if m["role"] == "assistant" else "user"), [{"text": m["content"]}]
+        if out and out[-1]["role"] == role:
+            out[-1]["parts"] += parts
+        else:
+            out.append({"role": role, "parts": parts})
+    return out
+
+
+def _response(content: str) -> dict[str, Any]:
+    """A tool's result as the object `functionResponse.response` must be."""
+    try:
+        value = json.loads(content)
+    except (TypeError, ValueError):
+        return {"result": content}
+    return value if isinstance(value, dict) else {"result": value}
+
+
+def _tool_mode(choice: Any) -> dict[str, Any] | None:
+    name = forced_name(choice)
+    if name:
+        return {"mode": "ANY", "allowedFunctionNames": [name]}
+    mode = {"auto": "AUTO", "required": "ANY", "none": "NONE"}.get(choice)
+    return {"mode": mode} if mode else None
+
+
 class _Leg:
     """One request of an answer: its finish reason, usage and continuation token."""
 
@@ -151,6 +225,7 @@ class _Leg:
         self.finish: str | None = None
         self.token: str | None = None
         self.meta: dict[str, Any] | None = None
+        self.calls = 0  # tool calls of the answer so far
 
 
 def _usage_of_legs(legs: list[dict[str, Any] | None]) -> Usage:

@@ -19,12 +19,13 @@ from typing import Any, AsyncIterator
 import httpx
 
 from ..tokens import ESTIMATE_MARGIN
-from .base import Call, Done, Event, ThinkingDelta, Timeouts, Usage
+from .base import Call, Done, Event, ThinkingDelta, Timeouts, ToolCallDelta, Usage
 from .errors import BackendError, ErrorKind, error_from_status, parse_retry_after
 from .http import HttpClient, describe, http_timeout
 from ..redact import display_url
 from .sse import error_detail, sse_lines
 from .thinktags import ThinkTagSplitter
+from .tools import calls_of, new_call_id, result_name, tool_names
 
 METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration")
 
@@ -49,7 +50,7 @@ class OllamaBackend:
         await self._http.aclose()
 
     def request_body(self, call: Call) -> dict[str, Any]:
-        messages = list(call.messages)
+        messages = _messages(call.messages)
         if call.system:
             messages = [{"role": "system", "content": call.system}, *messages]
         options: dict[str, Any] = {}
@@ -68,6 +69,8 @@ class OllamaBackend:
         body: dict[str, Any] = {"model": call.model, "messages": messages, "stream": True, "options": options}
         if call.json_mode:
             body["format"] = "json"
+        if call.tools and call.tool_choice != "none":  # the same shape as OpenAI's; no tool_choice here
+            body["tools"] = call.tools
         for key in ("truncate", "shift"):
             if key in call.backend_options:
                 body[key] = call.backend_options[key]
@@ -116,6 +119,7 @@ class OllamaBackend:
         body = self.request_body(call)
         splitter = ThinkTagSplitter()
         final: dict[str, Any] | None = None
+        calls = 0
         checked = not self._may_be_cut(call)
         parts = self._lines(call, body)
         async with contextlib.aclosing(parts):  # a consumer that stops early hangs up at once
@@ -131,6 +135,11 @@ class OllamaBackend:
                 if isinstance(msg.get("content"), str) and msg["content"]:
                     for event in splitter.feed(msg["content"]):
                         yield event
+                for tc in msg.get("tool_calls") or []:  # whole calls, arguments as an object
+                    fn = tc.get("function") or {}
+                    yield ToolCallDelta(calls, tc.get("id") or new_call_id(), fn.get("name"),
+                                        json.dumps(fn.get("arguments") or {}))
+                    calls += 1
                 if part.get("done"):
                     final = part
         for event in splitter.flush():
@@ -149,7 +158,7 @@ class OllamaBackend:
         # hold (some versions): an estimate never replaces it.
         usage = Usage(input_tokens=final.get("prompt_eval_count"), output_tokens=final.get("eval_count"),
                       cache_read_tokens=final.get("prompt_eval_cached_count") or 0)
-        yield Done(usage=usage, finish_reason=reason, metrics=metrics)
+        yield Done(usage=usage, finish_reason="tool_calls" if calls and reason == "stop" else reason, metrics=metrics)
 
     @staticmethod
     def _may_be_cut(call: Call) -> bool:
@@ -213,6 +222,34 @@ class OllamaBackend:
             if call.model in names or (m.get("model") or "").split(":")[0] == call.model:
                 return m.get("context_length")
         return None
+
+    async def loaded_models(self, timeout_s: float = 1.0) -> dict[str, int | None] | None:
+        """The models this server has loaded now (/api/ps), each with its allocated window (None
+        where the server does not say); None when it cannot be asked. A pool prefers a host where
+        the model is loaded already, so no call waits for a load."""
+        try:
+            resp = await self._http.client().get(f"{self.host}/api/ps", timeout=timeout_s)
+            resp.raise_for_status()
+            loaded = resp.json().get("models") or []
+            return {m.get("model") or m.get("name"): m.get("context_length") for m in loaded
+                    if isinstance(m, dict) and (m.get("model") or m.get("name"))}
+        except Exception:  # only a preference: no answer means "unknown"
+            return None
+
+
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation as /api/chat takes it: tool calls with their arguments as objects, a tool
+    result with the function's name (`tool_name`)."""
+    names = tool_names(messages)
+    out = []
+    for m in messages:
+        msg: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+        if m.get("tool_calls"):
+            msg["tool_calls"] = [{"function": {"name": name, "arguments": args}} for _, name, args in calls_of(m)]
+        if m["role"] == "tool":
+            msg["tool_name"] = result_name(m, names)
+        out.append(msg)
+    return out
 
 
 def _status_error(resp: httpx.Response, model: str) -> BackendError:

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from .base import Call, Done, Event, TextDelta, ThinkingDelta, Usage, Timeouts
+from .base import Call, Done, Event, TextDelta, ThinkingDelta, ToolCallDelta, Usage, Timeouts
 from .errors import BackendError, ErrorKind
 from .sse import SSEClient, drain, load_json, stream_error
 
@@ -69,8 +69,12 @@ class OpenAIBackend:
 
     def request_body(self, call: Call) -> dict[str, Any]:
         messages = [{"role": "system", "content": call.system}] if call.system else []
-        messages += [{"role": m["role"], "content": m["content"]} for m in call.messages]
+        messages += [_message(m) for m in call.messages]
         body: dict[str, Any] = {"model": call.model, "messages": messages, "stream": True}
+        if call.tools:
+            body["tools"] = call.tools
+            if call.tool_choice is not None:
+                body["tool_choice"] = call.tool_choice
         # Mistral rejects stream_options with a 422 (and sends usage anyway) and calls seed
         # random_seed.
         mistral = self.provider == "mistral"
@@ -128,6 +132,10 @@ class OpenAIBackend:
                             yield ThinkingDelta(delta[key])
                     if isinstance(delta.get("content"), str) and delta["content"]:
                         yield TextDelta(delta["content"])
+                    for piece in delta.get("tool_calls") or []:
+                        fn = piece.get("function") or {}
+                        yield ToolCallDelta(piece.get("index", 0), piece.get("id"), fn.get("name"),
+                                            fn.get("arguments") or "")
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
             if done:
@@ -147,6 +155,17 @@ class OpenAIBackend:
         await self._http.aclose()
 
 
+def _message(m: dict[str, Any]) -> dict[str, Any]:
+    """One message of the conversation as the API takes it (tool calls and results kept)."""
+    out: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+    if m.get("tool_calls"):
+        out["tool_calls"] = m["tool_calls"]
+        out["content"] = m["content"] or None
+    if m["role"] == "tool":
+        out["tool_call_id"] = m.get("tool_call_id")
+    return out
+
+
 def finished(reason: str | None) -> str:
     """The normalised finish reason of a complete answer; a BackendError for anything else."""
     if reason is None:
@@ -160,6 +179,19 @@ def finished(reason: str | None) -> str:
         raise BackendError(f"the stream ended with finish_reason {reason!r}: not a complete answer",
                            kind=ErrorKind.STREAM, retryable=True)
     return _FINISH[reason]
+
+
+def parse_completion(body: dict[str, Any]) -> tuple[str, str, Done]:
+    """A whole, non-streamed `chat.completion` body (a provider batch's result): its text, its
+    reasoning text and its Done. A BackendError when it is not a complete answer."""
+    choice = next((c for c in body.get("choices") or [] if isinstance(c, dict) and c.get("index", 0) == 0), None)
+    if choice is None:
+        raise BackendError("the response has no answer (no choices)", kind=ErrorKind.STREAM, retryable=True)
+    message = choice.get("message") or {}
+    thinking = message.get("reasoning_content") or message.get("reasoning") or ""
+    text = message.get("content") or ""
+    return text, thinking if isinstance(thinking, str) else "", Done(usage=_usage(body.get("usage")),
+                                                                      finish_reason=finished(choice.get("finish_reason")))
 
 
 def _usage(u: dict[str, Any] | None) -> Usage:

@@ -31,9 +31,9 @@ from typing import Any, Iterator
 
 from ..errors import UserError
 
-FIELDS = ("id", "ok", "model", "task", "text", "thinking", "input_tokens", "output_tokens",
+FIELDS = ("id", "ok", "model", "task", "finish_reason", "text", "thinking", "input_tokens", "output_tokens",
           "tokens_estimated", "ttft_ms", "latency_ms", "tokens_per_s", "cost_usd", "error",
-          "attempts", "run_id", "batch_id", "time")
+          "attempts", "run_id", "batch_id", "time", "fingerprint")
 CSV_FIELDS = tuple(f for f in FIELDS if f != "attempts")
 FSYNC_EVERY_S = 1.0
 
@@ -44,6 +44,9 @@ class ResumeState:
 
     ok: set[str] = field(default_factory=set)  # ids whose last record is a success
     failed: set[str] = field(default_factory=set)  # ids whose last record is a failure
+    # id → what its answer was asked with (Batch.fingerprint); None in files from before it was written
+    fingerprints: dict[str, str | None] = field(default_factory=dict)
+    header: list[str] | None = None  # a CSV file's own columns: appended records keep to them
     records: int = 0
     cost_usd: float = 0.0  # every record's known cost, superseded ones included: it was spent
     batch_id: str | None = None
@@ -54,14 +57,16 @@ class ResumeState:
     def ids(self) -> int:
         return len(self.ok) + len(self.failed)
 
-    def add(self, rid: str, ok: bool, cost: Any, batch_id: Any) -> None:
+    def add(self, rid: str, ok: bool, cost: Any, batch_id: Any, fingerprint: Any = None) -> None:
         self.records += 1
         if ok:
             self.failed.discard(rid)
             self.ok.add(rid)
+            self.fingerprints[rid] = str(fingerprint) if fingerprint else None
         else:
             self.ok.discard(rid)
             self.failed.add(rid)
+            self.fingerprints.pop(rid, None)
         if isinstance(cost, (int, float)) and not isinstance(cost, bool):
             self.cost_usd += float(cost)
         if batch_id:
@@ -93,16 +98,17 @@ def _csv_value(v: Any) -> Any:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return repr(round(v, 6)) if abs(v) < 1e-3 else repr(round(v, 3))
+        # Full precision: a resume reads costs back into the budget, and rounding them lies.
+        return repr(v)
     return v
 
 
-def encode_csv(record: dict[str, Any], header: bool = False) -> bytes:
+def encode_csv(record: dict[str, Any], header: bool = False, fields: tuple[str, ...] | list[str] = CSV_FIELDS) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     if header:
-        w.writerow(CSV_FIELDS)
-    w.writerow([_csv_value(record.get(k)) for k in CSV_FIELDS])
+        w.writerow(fields)
+    w.writerow([_csv_value(record.get(k)) for k in fields])
     return buf.getvalue().encode("utf-8", "replace")
 
 
@@ -127,7 +133,7 @@ def read_state(path: Path, fmt: str) -> tuple[ResumeState, int]:
         good = 0
         for rec, end in reader(path, state):
             good = end
-            state.add(rec["id"], rec["ok"], rec.get("cost_usd"), rec.get("batch_id"))
+            state.add(rec["id"], rec["ok"], rec.get("cost_usd"), rec.get("batch_id"), rec.get("fingerprint"))
         state.torn_bytes = path.stat().st_size - good
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -194,7 +200,7 @@ def _read_csv(path: Path, state: ResumeState) -> Iterator[tuple[dict, int]]:
             if header is None:
                 if "id" not in rec or "ok" not in rec:
                     raise _not_ours(path, "csv")
-                header = rec
+                header = state.header = rec
                 continue
             if len(rec) != len(header):
                 if consumed >= size:
@@ -208,7 +214,7 @@ def _read_csv(path: Path, state: ResumeState) -> Iterator[tuple[dict, int]]:
             except ValueError:
                 cost = None
             yield {"id": row["id"], "ok": row["ok"] == "true", "cost_usd": cost,
-                   "batch_id": row.get("batch_id")}, consumed
+                   "batch_id": row.get("batch_id"), "fingerprint": row.get("fingerprint")}, consumed
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -226,6 +232,7 @@ class ResultsWriter:
         self._last_sync = time.monotonic()
         self._lock_file = None
         self.written = 0
+        self.fields: tuple[str, ...] | list[str] = CSV_FIELDS
 
     @property
     def shown(self) -> str:
@@ -257,12 +264,14 @@ class ResultsWriter:
             raise
         self.fd, self._own_fd = fd, True
         self._need_header = self.fmt == "csv" and good == 0
+        if state.header and good:  # a file from an older runner keeps its columns
+            self.fields = [f for f in state.header]
         return state
 
     def write(self, record: dict[str, Any]) -> None:
         """One complete record, in one write; returns once the OS has it."""
         if self.fmt == "csv":
-            data = encode_csv(record, header=self._need_header)
+            data = encode_csv(record, header=self._need_header, fields=self.fields)
             self._need_header = False
         else:
             data = encode_jsonl(record)

@@ -20,6 +20,8 @@ counts, so a stopped batch goes on when run again with a larger budget.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator
 
-from ..config import Config
+from ..config import Config, Settings
 from ..engine import Engine, Job, Outcome
 from ..errors import UserError
 from ..limits import Limits
@@ -69,7 +71,8 @@ class BatchOptions:
 @dataclass
 class Scan:
     rows: int = 0  # valid rows
-    todo: int = 0  # valid rows not yet answered
+    todo: int = 0  # valid rows not yet answered (or answered to a question since changed)
+    changed: int = 0  # answered rows whose prompt, system, routing or options changed since
     bad: list[BadRow] = field(default_factory=list)
     bad_count: int = 0
 
@@ -85,13 +88,17 @@ class Batch:
         self.out_format = output_format(options.out, options.out_format)
         self.out_path = self._out_path()
         self.default_task = options.task or config.settings.default_task
-        self.concurrency = options.concurrency or max([DEFAULT_CONCURRENCY, *options.limits.values()])
-        if self.concurrency < 1:
-            raise UserError("--concurrency must be at least 1")
+        if options.concurrency is not None and options.concurrency < 1:
+            raise UserError(f"--concurrency must be a whole number, 1 or more, not {options.concurrency}")
         self._check_command_routing()
+        self.limits = Limits(config, overrides=self._overrides())
+        self.concurrency = options.concurrency or max(
+            [DEFAULT_CONCURRENCY, *(self.limits.ceiling(p) for p in config.providers)])
         if session is None:
-            session = Session(config, limits=Limits(config, overrides=options.limits))
+            session = Session(config, limits=self.limits)
         self.session = session
+        self.notes: list[str] = []  # said once, at the start of a row on a provider held below --concurrency
+        self.on_note: Callable[[str], None] | None = None
         self._valid_tasks: set[str] = set()
         self._valid_models: set[str] = set()
         self.scan = Scan()
@@ -111,6 +118,7 @@ class Batch:
         self.stopped: str | None = None  # "budget" | "interrupted"
         self.compacted = 0
         self.on_change: Callable[[], None] | None = None
+        self._noted: set[str] = set()
 
     # --- setup --------------------------------------------------------------------------
 
@@ -135,8 +143,23 @@ class Batch:
             if name not in self.config.providers:
                 raise UserError(f"--limit {name}={n}: unknown provider; known providers: {', '.join(sorted(self.config.providers))}")
             if n < 1:
-                raise UserError(f"--limit {name}={n}: a limit must be at least 1")
+                raise UserError(f"--limit {name} must be a whole number, 1 or more, not {n}")
         check_max_cost(self.o.max_cost)
+
+    def _overrides(self) -> dict[str, int]:
+        """Per-provider limits: --limit; and an explicit --concurrency N raises each hosted API
+        still at the default limit to N, since that is what was asked for (a 429 still halves
+        it). A limit the user set (hosted_concurrency, an endpoint's num_parallel) stands, and so
+        does a local server's: llama.cpp and Ollama serve a few at a time and cut or queue the
+        rest. `_note_limit` says which limit holds a provider back."""
+        overrides = dict(self.o.limits)
+        asked = self.o.concurrency
+        default = self.config.settings.hosted_concurrency == Settings().hosted_concurrency
+        if asked and default:
+            for name, p in self.config.providers.items():
+                if name not in overrides and not p.local and p.num_parallel is None and asked > Settings().hosted_concurrency:
+                    overrides[name] = asked
+        return overrides
 
     def route_of(self, row: Row) -> tuple[str, str | None]:
         """(task, model) for a row: its own, else the command's, else the default task."""
@@ -191,6 +214,10 @@ class Batch:
                     raise
         self.scan = scan
         self.batch_id = self.state.batch_id or new_batch_id()
+        if not dry_run and self.state.batch_id:
+            # This run holds the results file's lock: a run of this batch still `running` in
+            # the log belongs to a process that was killed (kill -9, a power cut).
+            self.session.store.close_interrupted(self.batch_id, "interrupted (the process was killed)")
         return scan
 
     def _scan(self) -> Scan:
@@ -202,8 +229,9 @@ class Batch:
                     scan.bad.append(row)
                 continue
             scan.rows += 1
-            if row.id not in self.state.ok:
+            if not self.answered(row):
                 scan.todo += 1
+                scan.changed += row.id in self.state.ok
         if scan.rows == 0:
             if scan.bad_count:
                 first = scan.bad[0]
@@ -217,6 +245,23 @@ class Batch:
             self.writer = None
 
     # --- requests -----------------------------------------------------------------------
+
+    def fingerprint(self, row: Row) -> str:
+        """What a row's answer depends on: its prompt, system prompt, routing (task, model) and
+        generation options. An answer given to a different question is not reused on resume."""
+        task, model = self.route_of(row)
+        asked = {"prompt": row.prompt, "system": row.system if row.system is not None else self.o.system,
+                 "task": task, "model": model, "options": self.o.options.as_dict(), "files": list(row.files),
+                 "local_only": self.o.local_only}
+        return hashlib.sha256(json.dumps(asked, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+    def answered(self, row: Row) -> bool:
+        """Answered already, to the same question: a record from before fingerprints were written
+        (None) counts as the same."""
+        if row.id not in self.state.ok:
+            return False
+        kept = self.state.fingerprints.get(row.id)
+        return kept is None or kept == self.fingerprint(row)
 
     def request_for(self, row: Row) -> Request:
         task, model = self.route_of(row)
@@ -233,7 +278,7 @@ class Batch:
     def todo(self, on_unreadable: Callable[[Row, str], None]) -> Iterator[Job]:
         """Jobs for the rows still to answer, read lazily from the file."""
         for row in self.rows():
-            if isinstance(row, BadRow) or row.id in self.state.ok:
+            if isinstance(row, BadRow) or self.answered(row):
                 continue
             try:
                 request = self.request_for(row)
@@ -289,7 +334,28 @@ class Batch:
 
     def _on_start(self, job: Job, prepared: Prepared | None) -> None:
         self._running.add(id(job))
+        if prepared is not None and prepared.plan.attempts:
+            self._note_limit(prepared.plan.attempts[0].provider)
         self._changed()
+
+    def _note_limit(self, provider: str) -> None:
+        """Say once which limit holds a provider below the --concurrency asked for, and how to raise it."""
+        asked, ceiling = self.o.concurrency, self.limits.ceiling(provider)
+        if not asked or ceiling >= asked or provider in self.o.limits or provider in self._noted:
+            return
+        self._noted.add(provider)
+        p = self.config.providers.get(provider)
+        if p is not None and p.protocol == "ollama":
+            where = "ollama.num_parallel"
+        elif p is not None and (p.local or p.num_parallel is not None):
+            where = f"num_parallel of {provider}"
+        else:
+            where = "hosted_concurrency"
+        note = (f"{provider} takes {ceiling} row{'s' if ceiling != 1 else ''} at a time ({where} in config.yaml), "
+                f"not {asked}; --limit {provider}=N changes it")
+        self.notes.append(note)
+        if self.on_note is not None:
+            self.on_note(note)
 
     def _on_result(self, outcome: Outcome) -> None:
         self._record(outcome)
@@ -330,7 +396,7 @@ class Batch:
         data = rec.json()
         out = {"id": row.id}
         out.update({k: data[k] for k in RESULT_FIELDS})
-        out.update(run_id=outcome.run_id, batch_id=self.batch_id, time=now_iso())
+        out.update(run_id=outcome.run_id, batch_id=self.batch_id, time=now_iso(), fingerprint=self.fingerprint(row))
         return out
 
     def _stat(self, rec: dict[str, Any]) -> None:
@@ -374,6 +440,8 @@ class Batch:
             "rows": self.scan.rows,
             "bad_rows": self.scan.bad_count,
             "already_done": self.scan.rows - self.scan.todo,
+            "changed": self.scan.changed,
+            "notes": self.notes,
             "ran": self.done,
             "ok": self.ok,
             "failed": self.failed,
@@ -395,7 +463,7 @@ class Batch:
         """Route every row still to do, sending nothing: (row, prepared, error)."""
         engine = Engine(self.session, concurrency=1, log=False)
         for row in self.rows():
-            if isinstance(row, BadRow) or row.id in self.state.ok:
+            if isinstance(row, BadRow) or self.answered(row):
                 continue
             try:
                 request = self.request_for(row)
@@ -420,6 +488,7 @@ def model_summary(m: Aggregate) -> dict[str, Any]:
         "tokens_per_s_p50": round1(m.p("tps", 50)),
         "input_tokens": m.input_tokens, "output_tokens": m.output_tokens,
         "cost_usd": None if cost is None else round(cost, 6), "cost_unknown_rows": m.unknown_cost,
+        "estimated_rows": m.estimated, "estimated_share": m.estimated_share(),
     }
 
 

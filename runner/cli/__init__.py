@@ -12,14 +12,19 @@ import typer
 
 from .. import __version__
 from ..errors import UserError
-from . import ask, batch, compare, info, log
+from . import ask, batch, compare, info, log, serve
+from .common import Group
 
 app = typer.Typer(
     name="runner",
+    cls=Group,
     help="Send each prompt to the right model by task profile; time, price and log every call.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: rich's panels showed every flag as `--json <bool>` and cost ~100 ms of
+    # imports before the first line; the plain layout shows flags as flags.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -35,7 +40,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Local and hosted models, routed by task, timed and priced."""
 
 
-for module in (ask, batch, compare, info, log):
+for module in (ask, batch, compare, info, log, serve):
     module.register(app)
 
 

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
 import typer
 
-from .common import read_stdin, run
-from .options import AsJson, Files, LocalOnly, MaxTokens, System, Temperature, Think
+from .common import Command, piped_input, run
+from .options import AsJson, Files, LocalOnly, MaxCost, MaxTokens, Model, System, Task, Temperature, Think
 
 
 def register(app: typer.Typer) -> None:
-    app.command(help="Ask one prompt; it is routed by task profile, streamed, timed, priced and logged.")(ask)
+    app.command(cls=Command, help="Ask one prompt; it is routed by task profile, streamed, timed, priced and logged.")(ask)
 
 
 def ask(
-    prompt: Optional[str] = typer.Argument(None, help="The prompt. Piped standard input is read too: as the prompt, or as a document when a prompt is given."),
+    prompt: Optional[str] = typer.Argument(None, metavar="PROMPT", show_default=False, help="The prompt. Piped standard input is read too: as the prompt, or as a document when a prompt is given."),
     files: Files = [],
-    task: Optional[str] = typer.Option(None, "-t", "--task", help="Task profile to route by (see `runner profiles`); default: general."),
-    model: Optional[str] = typer.Option(None, "-m", "--model", help="Use this provider/model and skip routing."),
+    task: Task = None,
+    model: Model = None,
     system: System = None,
     local_only: LocalOnly = False,
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Skip models whose estimated cost exceeds this many USD."),
+    max_cost: MaxCost = None,
     max_tokens: MaxTokens = None,
     temperature: Temperature = None,
     think: Think = None,
@@ -32,7 +33,7 @@ def ask(
 ) -> None:
     args = AskArgs(prompt=prompt, files=files, task=task, model=model, system=system, local_only=local_only,
                    max_cost=max_cost, max_tokens=max_tokens, temperature=temperature, think=think,
-                   explain=explain, as_json=as_json, no_stream=no_stream, stdin=read_stdin())
+                   explain=explain, as_json=as_json, no_stream=no_stream, stdin=piped_input())
     code = run(ask_command(args))
     if code:
         raise typer.Exit(code)
@@ -60,9 +61,8 @@ async def ask_command(args: AskArgs) -> int:
     from ..config import load_config
     from ..documents import Document, read_documents
     from ..records import RunRecord
-    from ..render import err, esc, out, print_json
-    from ..render.explain import explain, explain_json
-    from ..render.stream import StreamPrinter, footer
+    from ..render import print_json  # the rich consoles only where needed: not before the answer
+    from ..render.stream import StreamPrinter, dim_line, footer
     from ..request import Request, check_max_cost, ensure_prompt
     from ..session import Session
     from .options import generation_options
@@ -72,8 +72,11 @@ async def ask_command(args: AskArgs) -> int:
     check_max_cost(args.max_cost)
     skipped: list[str] = []
     documents = read_documents(args.files, skipped)
-    for note in skipped:
-        err.print(f"[yellow]note:[/] skipped {esc(note)}")
+    if skipped:
+        from ..render import err, esc
+
+        for note in skipped:
+            err.print(f"[yellow]note:[/] skipped {esc(note)}")
     prompt = args.prompt or ""
     if args.stdin.strip():
         if prompt:
@@ -97,6 +100,8 @@ async def ask_command(args: AskArgs) -> int:
     try:
         prepared = await session.prepare(request)
         if args.explain:
+            from ..render.explain import explain, explain_json
+
             if args.as_json:
                 print_json(explain_json(prepared.plan, prepared.split, prepared.split_error))
             else:
@@ -113,6 +118,11 @@ async def ask_command(args: AskArgs) -> int:
     finally:
         await session.aclose()
 
+    if any(a.outcome != "ok" for a in result.attempts):  # the server may have changed: ask it next time
+        from ..availability import forget_ollama
+
+        for provider in {a.model.partition("/")[0] for a in result.attempts if a.outcome != "ok"}:
+            forget_ollama(config, provider)
     data = RunRecord.from_result(prepared.profile.name, result, run_id).json()
     if args.as_json:
         print_json(data)
@@ -120,18 +130,23 @@ async def ask_command(args: AskArgs) -> int:
     printer.end_line()
     ans = result.answer
     if ans is None:
+        from ..render import err, esc
+
         err.print(f"[red]error:[/] {esc(result.error or 'failed')}")
         return 1
     if not streaming:
         if ans.thinking:
+            from ..render import err, esc
+
             err.print(f"[dim italic]{esc(ans.thinking)}[/]")
-        out.print(ans.text, markup=False)
+        sys.stdout.write(ans.text + "\n")
+        sys.stdout.flush()
     local = config.is_local(ans.model)
     chunks = getattr(result, "chunks", None)
     if chunks:  # a split document: the whole run's time, tokens and cost
         shown = result.total_attempt() or ans
-        err.print(f"[dim]── {chunks} chunks + combine · {esc(footer(shown, data['cost_usd'], local))}[/]")
+        dim_line(f"── {chunks} chunks + combine · {footer(shown, data['cost_usd'], local)}")
     else:
-        err.print(f"[dim]── {esc(footer(ans, data['cost_usd'], local))}[/]")
+        dim_line(f"── {footer(ans, data['cost_usd'], local)}")
     return 0
 

@@ -8,8 +8,8 @@ from typing import List, Optional
 
 import typer
 
-from .common import run
-from .options import AsJson, LocalOnly, MaxTokens, Temperature, Think
+from .common import Command, default, run
+from .options import LocalOnly, MaxTokens, Temperature, Think
 
 HELP = """Run every prompt of a file (JSONL, YAML, CSV or text: one prompt per paragraph), routed by task like `ask`, many at once, into a results file with one line per row.
 
@@ -20,21 +20,21 @@ Exit codes: 0 every row answered; 1 some rows failed or were invalid (run again 
 
 
 def register(app: typer.Typer) -> None:
-    app.command(help=HELP)(batch)
+    app.command(cls=Command, help=HELP)(batch)
 
 
 def batch(
-    file: Path = typer.Argument(..., help="The prompt file: .jsonl, .yaml, .csv/.tsv, or text (one prompt per paragraph).", show_default=False),
-    out: Optional[str] = typer.Option(None, "-o", "--out", help="Results file (resumed if it exists); '-' for standard output. Default: ./FILE-STEM.results.jsonl (or .csv)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Results format: jsonl or csv (default: from --out's extension, else jsonl)."),
-    input_format: Optional[str] = typer.Option(None, "--input-format", help="Read the prompt file as jsonl, yaml, csv, tsv or text (default: from its extension)."),
-    task: Optional[str] = typer.Option(None, "-t", "--task", help="Task profile for rows that name no task or model (default: the configured default task)."),
-    model: Optional[str] = typer.Option(None, "-m", "--model", help="provider/model for rows that name no task or model; skips routing."),
-    system: Optional[str] = typer.Option(None, "-s", "--system", help="System prompt for rows that have none (replaces the profile's)."),
-    template: Optional[str] = typer.Option(None, "--template", help="Prompt template for rows without a prompt, e.g. 'Translate to French: {text}' over a CSV."),
-    concurrency: Optional[int] = typer.Option(None, "-c", "--concurrency", help="Rows in flight at once, all backends together (default 8, or the largest --limit)."),
-    limits: List[str] = typer.Option([], "--limit", help="Per-backend limit, e.g. --limit openai=32 --limit ollama=2. Default: ollama.num_parallel for Ollama, hosted_concurrency (8) for hosted APIs; halved on 429, grown back on success. Repeatable."),
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Budget in USD for the whole results file: no new row starts once the batch would pass it."),
+    file: Path = typer.Argument(..., metavar="FILE", show_default=False, help="The prompt file: .jsonl, .yaml, .csv/.tsv, or text (one prompt per paragraph)."),
+    out: Optional[str] = typer.Option(None, "-o", "--out", metavar="PATH", help=default("Results file (resumed if it exists); '-' for standard output.", "./FILE-STEM.results.jsonl (or .csv)")),
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="jsonl|csv", help=default("Results format.", "from --out's extension, else jsonl")),
+    input_format: Optional[str] = typer.Option(None, "--input-format", metavar="FORMAT", help=default("Read the prompt file as jsonl, yaml, csv, tsv or text.", "from its extension")),
+    task: Optional[str] = typer.Option(None, "-t", "--task", metavar="TASK", help=default("Task profile for rows that name no task or model.", "default_task from config.yaml")),
+    model: Optional[str] = typer.Option(None, "-m", "--model", metavar="PROVIDER/MODEL", help="Model for rows that name no task or model; skips routing."),
+    system: Optional[str] = typer.Option(None, "-s", "--system", metavar="TEXT", help=default("System prompt for rows that have none.", "the profile's")),
+    template: Optional[str] = typer.Option(None, "--template", metavar="TEXT", help="Prompt template for rows without a prompt, e.g. 'Translate to French: {text}' over a CSV."),
+    concurrency: Optional[int] = typer.Option(None, "-c", "--concurrency", metavar="N", help=default("Rows in flight at once, all backends together. Given, it also raises each hosted API's limit to N (local servers keep theirs; see --limit).", "the largest per-backend limit, at least 8")),
+    limits: List[str] = typer.Option([], "--limit", metavar="PROVIDER=N", show_default=False, help=default("Per-backend limit, e.g. --limit openai=32 --limit ollama=2; halved on 429, grown back on success. Repeatable.", "ollama.num_parallel for Ollama, an endpoint's num_parallel (1 for a local one), hosted_concurrency (8) for hosted APIs")),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", metavar="USD", help="Budget in US dollars for the whole results file: no new row starts once the batch would pass it."),
     max_tokens: MaxTokens = None,
     temperature: Temperature = None,
     think: Think = None,
@@ -89,7 +89,7 @@ async def batch_command(*, dry_run: bool, as_json: bool, limits: list[str] = (),
 
     from ..batch import Batch, BatchOptions
     from ..config import load_config
-    from ..render import err, print_json
+    from ..render import err, esc, plural, print_json
     from ..render.batch import ProgressView, bad_rows, closing_notes, dry_run as show_dry_run, summary_table
     from .options import generation_options
 
@@ -109,11 +109,17 @@ async def batch_command(*, dry_run: bool, as_json: bool, limits: list[str] = (),
             if as_json:
                 print_json(data)
             else:
-                err.print(f"all {b.scan.rows:,} rows are already answered in {b.writer and b.writer.shown or data['out']}; "
-                          "nothing to do (--overwrite starts over)")
+                every = "the one row is" if b.scan.rows == 1 else f"all {b.scan.rows:,} rows are"
+                err.print(f"{every} already answered in {data['out']}; nothing to do (--overwrite starts over)")
             return b.exit_code()
+        if b.scan.changed and not as_json:
+            err.print(f"{plural(b.scan.changed, 'answered row')} changed since (prompt, system prompt, task, model or "
+                      f"options): {'it runs' if b.scan.changed == 1 else 'they run'} again")
         if b.writer is not None and b.writer.path is not None and b.scan.todo < b.scan.rows and not as_json and err.is_terminal:
-            err.print(f"resuming {b.writer.shown}: {b.scan.rows - b.scan.todo:,} rows already answered, {b.scan.todo:,} to go")
+            err.print(f"resuming {b.writer.shown}: {plural(b.scan.rows - b.scan.todo, 'row')} already answered, "
+                      f"{b.scan.todo:,} to go")
+        if not as_json:
+            b.on_note = lambda note: err.print(f"[yellow]note:[/] {esc(note)}")
 
         loop = asyncio.get_running_loop()
         installed = []
@@ -124,8 +130,9 @@ async def batch_command(*, dry_run: bool, as_json: bool, limits: list[str] = (),
                 b.interrupt()  # terminate: abandon the running rows now
             elif b.interrupt():
                 err.print("[yellow]abandoning the running rows[/]")
-            elif not sys.stderr.isatty():  # on a terminal the progress bar says so
-                err.print(f"[yellow]stopping:[/] finishing the {b.running:,} running rows (Ctrl-C again to abandon them)")
+            else:
+                err.print(f"[yellow]stopping:[/] finishing the running {plural(b.running, 'row')} "
+                          "(Ctrl-C again to abandon them)", soft_wrap=False)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:

@@ -2,13 +2,132 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any, Coroutine
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from ..errors import UserError
+
+
+class _PlainParams:
+    """Every parameter of the command, its --help included, read by _Plain where it can be."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _Plain.install(param)
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _Plain.install(option)
+        return option
+
+
+class Group(_PlainParams, TyperGroup):
+    """The `runner` group: its own options read without pydantic too."""
+
+
+class Command(_PlainParams, TyperCommand):
+    """Usage and help in the usual form, `runner batch [OPTIONS] FILE`: typer 0.29 writes a
+    required argument as `{file}` and adds its Python type (`PROMPT <str>`). And values read
+    without pydantic (see _Plain)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_arg_name(param) if param.required else f"[{_arg_name(param)}]")
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx, formatter) -> None:
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append((_arg_name(param), record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+class _Plain:
+    """Reads a str, int, float, bool or Path value (or a list of them) from the command line.
+
+    typer 0.29 builds a pydantic TypeAdapter for every parameter of the command that runs,
+    even one left at its default: ~80 ms of imports and schema building before the first word
+    of an answer. Our parameters are plain types, read here the way click reads them; a
+    parameter of any other kind keeps typer's own reading."""
+
+    KINDS = {str: "text", int: "whole number", float: "number", bool: "true or false"}
+
+    def __init__(self, kind: type, many: bool) -> None:
+        self.kind, self.many = kind, many
+
+    @classmethod
+    def install(cls, param) -> None:
+        plain = cls.fit(param)
+        if plain is not None and getattr(param, "_runtime_param", None) is None:
+            param._runtime_param = plain
+
+    @classmethod
+    def fit(cls, param) -> "_Plain | None":
+        from pathlib import Path
+        from typing import get_args, get_origin
+
+        desc = getattr(param, "type_descriptor", None)
+        if desc is None or not hasattr(param, "_runtime_param") or desc.file_annotation is not None:
+            return None
+        info = desc.parameter_info
+        if getattr(info, "parser", None) is not None or getattr(info, "min", None) is not None \
+                or getattr(info, "max", None) is not None:
+            return None
+        kind, many = desc.annotation, False
+        if get_origin(kind) is list and len(get_args(kind)) == 1:
+            kind, many = get_args(kind)[0], True
+        return cls(kind, many) if kind in (str, int, float, bool, Path) else None
+
+    def coerce(self, value, param, ctx):
+        if value is None:
+            return () if self.many else None
+        if self.many:
+            return [self.one(v, param, ctx) for v in value]
+        return self.one(value, param, ctx)
+
+    def one(self, value, param, ctx):
+        kind = self.kind
+        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+        if kind is bool:
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on", "y", "t"):
+                return True
+            if text in ("0", "false", "no", "off", "n", "f"):
+                return False
+        else:
+            try:
+                return kind(value)
+            except (TypeError, ValueError):
+                pass
+        raise typer.BadParameter(f"{value!r} is not a {self.KINDS.get(kind, kind.__name__)}", ctx=ctx, param=param)
+
+
+def _arg_name(param) -> str:
+    return param.metavar or param.name.upper()
+
+
+def default(text: str, value: object) -> str:
+    """Help text ending as typer ends a shown default, for defaults that are not a literal value."""
+    return f"{text}  [default: {value}]"
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -20,6 +139,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run the command's coroutine; a user's mistake ends as one line and a non-zero exit."""
+    import asyncio  # not at import time: `--help` does not need it
+
     try:
         return asyncio.run(coro)
     except UserError as exc:
@@ -42,16 +163,32 @@ def guard(fn):
     return wrapper
 
 
+def piped_input() -> str:
+    """read_stdin() for a command body: bytes that are not text end the command, nothing sent."""
+    try:
+        return read_stdin()
+    except UserError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+
+
 def read_stdin() -> str:
-    """Piped input, if any; never blocks on an interactive terminal."""
-    if sys.stdin is None or sys.stdin.closed:
+    """Piped input, if any; never blocks on an interactive terminal. Read as bytes and decoded
+    strictly, as `-f` reads files: bytes that are not UTF-8 text are the user's to fix, not
+    something to send to every model."""
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
         return ""
     try:
-        if sys.stdin.isatty():
+        if stdin.isatty():
             return ""
     except (AttributeError, ValueError):
         return ""
     try:
-        return sys.stdin.read()
+        data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
     except (OSError, ValueError):
         return ""
+    if isinstance(data, str):
+        return data
+    from ..documents import decode_text
+
+    return decode_text(data, "standard input")

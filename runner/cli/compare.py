@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import read_stdin, run
+from .common import Command, default, piped_input, run
 from .options import AsJson, Files, LocalOnly, MaxTokens, System, Temperature, Think
 
 HELP = """Run the same prompt(s) on several models at once and compare answers, latency and cost.
@@ -22,35 +22,35 @@ re-renders later without calling anything.
 
 
 def register(app: typer.Typer) -> None:
-    app.command(help=HELP)(compare)
+    app.command(cls=Command, help=HELP)(compare)
 
 
 def compare(
-    prompt: Optional[str] = typer.Argument(None, help="The prompt. Piped standard input is read too: as the prompt, or as a document when a prompt is given."),
-    models: List[str] = typer.Option([], "-m", "--model", help="A provider/model to compare (routing skipped). Repeatable."),
-    tasks: List[str] = typer.Option([], "--tasks", help="Task profiles to compare, comma-separated (e.g. long-doc,coding): each column is what that task's routing picks."),
-    prompts_file: Optional[str] = typer.Option(None, "--prompts", help="A prompt file (JSONL, YAML, CSV or text): compare every prompt in it (a matrix of prompts × columns). A row's system and files are used; its task and model are not (the columns decide)."),
+    prompt: Optional[str] = typer.Argument(None, metavar="PROMPT", show_default=False, help="The prompt. Piped standard input is read too: as the prompt, or as a document when a prompt is given."),
+    models: List[str] = typer.Option([], "-m", "--model", metavar="PROVIDER/MODEL", show_default=False, help="A model to compare (routing skipped). Repeatable."),
+    tasks: List[str] = typer.Option([], "--tasks", metavar="TASK,…", show_default=False, help="Task profiles to compare, comma-separated (e.g. long-doc,coding): each column is what that task's routing picks."),
+    prompts_file: Optional[str] = typer.Option(None, "--prompts", metavar="FILE", help="A prompt file (JSONL, YAML, CSV or text): compare every prompt in it (a matrix of prompts × columns). A row's system and files are used; its task and model are not (the columns decide)."),
     files: Files = [],
-    task: Optional[str] = typer.Option(None, "-t", "--task", help="Task profile whose options, system prompt and privacy the -m columns use; default: general."),
+    task: Optional[str] = typer.Option(None, "-t", "--task", metavar="TASK", help=default("Task profile whose options, system prompt and privacy the -m columns use.", "default_task from config.yaml")),
     system: System = None,
     local_only: LocalOnly = False,
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="For --tasks columns: skip models whose estimated cost exceeds this many USD."),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", metavar="USD", help="For --tasks columns: skip models whose estimated cost exceeds this many US dollars."),
     max_tokens: MaxTokens = None,
     temperature: Temperature = None,
     think: Think = None,
-    judge: Optional[str] = typer.Option(None, "--judge", help="A provider/model that ranks each prompt's answers (shown anonymised to it); its cost is shown separately. Off by default."),
-    concurrency: int = typer.Option(16, "-c", "--concurrency", help="At most this many calls at once (each provider also stays within its own limit)."),
+    judge: Optional[str] = typer.Option(None, "--judge", metavar="PROVIDER/MODEL", help="A model that ranks each prompt's answers (shown anonymised to it); its cost is shown separately. Off by default."),
+    concurrency: int = typer.Option(16, "-c", "--concurrency", metavar="N", help="At most this many calls at once (each provider also stays within its own limit)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array for scripts: one object per prompt × column (the fields of `ask --json`), then the judge's calls."),
-    md: Optional[str] = typer.Option(None, "--md", help="Also write the comparison as Markdown tables to this file."),
-    html: Optional[str] = typer.Option(None, "--html", help="Also write a self-contained HTML report (answers side by side, latency and cost charts) to this file."),
-    answers: Optional[bool] = typer.Option(None, "--answers/--no-answers", help="Show the answers in the terminal (default: for a single prompt only; a prompt set shows the matrix and the summary)."),
-    from_log: Optional[str] = typer.Option(None, "--from-log", help="Re-render a past comparison from the run log (its id, e.g. c-3f9a2b7c); calls nothing."),
+    md: Optional[str] = typer.Option(None, "--md", metavar="FILE", help="Also write the comparison as Markdown tables to this file."),
+    html: Optional[str] = typer.Option(None, "--html", metavar="FILE", help="Also write a self-contained HTML report (answers side by side, latency and cost charts) to this file."),
+    answers: Optional[bool] = typer.Option(None, "--answers/--no-answers", show_default=False, help=default("Show the answers in the terminal; a prompt set shows the matrix and the summary.", "for a single prompt only")),
+    from_log: Optional[str] = typer.Option(None, "--from-log", metavar="ID", help="Re-render a past comparison from the run log (its id, e.g. c-3f9a2b7c); calls nothing."),
 ) -> None:
     args = CompareArgs(prompt=prompt, models=models, tasks=tasks, prompts_file=prompts_file, files=files, task=task,
                        system=system, local_only=local_only, max_cost=max_cost, max_tokens=max_tokens,
                        temperature=temperature, think=think, judge=judge, concurrency=concurrency, as_json=as_json,
                        md=md, html=html, answers=answers, from_log=from_log,
-                       stdin="" if from_log else read_stdin())
+                       stdin="" if from_log else piped_input())
     code = run(compare_command(args))
     if code:
         raise typer.Exit(code)
@@ -127,8 +127,9 @@ async def compare_command(args: CompareArgs) -> int:
     for path in written:
         err.print(f"[dim]wrote {esc(path)}[/]")
     err.print(f"[dim]comparison {comp.id} — re-render with [bold]runner compare --from-log {comp.id}[/][/]")
-    every_failed = all(not cell.ok for cell in comp.cells.values())
-    return 1 if every_failed else 0
+    # As batch: any failed answer is exit 1, so a script notices a column that never answered.
+    # Re-rendering from the log runs nothing, so it has nothing to fail.
+    return 1 if report.failures and not args.from_log else 0
 
 
 async def _run(config, args: CompareArgs):
@@ -137,13 +138,12 @@ async def _run(config, args: CompareArgs):
     from ..errors import UserError
     from ..request import check_max_cost
     from ..session import Session
-    from .options import generation_options
+    from .options import at_least, generation_options
 
     columns = _columns(config, args)
     if args.judge:
         config.split_ref(args.judge)
-    if args.concurrency < 1:
-        raise UserError("--concurrency must be at least 1")
+    at_least("--concurrency", args.concurrency)
     options = generation_options(args.max_tokens, args.temperature, args.think)
     check_max_cost(args.max_cost)
     default_task = args.task or config.settings.default_task

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from .common import guard, run
+from .common import Command, guard, run
 from .options import AsJson
 
 
 def register(app: typer.Typer) -> None:
-    app.command(help="List models: pulled Ollama models and the hosted catalog, each ready or why not.")(models)
-    app.command(help="List task profiles and their candidate models.")(profiles)
+    app.command(cls=Command, help="List models: pulled Ollama models and the hosted catalog, each ready or why not.")(models)
+    app.command(cls=Command, help="List task profiles and their candidate models.")(profiles)
 
 
 def models(as_json: AsJson = False) -> None:
@@ -18,18 +18,19 @@ def models(as_json: AsJson = False) -> None:
 
 
 async def _models(as_json: bool) -> None:
-    from rich.table import Table
-
     from ..availability import gather_availability
     from ..config import load_config
+    from ..limits import Limits
     from ..pricing import Pricing
     from ..render import err, out, print_json
+    from ..render.fit import Alt, Col, fit_table
     from ..tokens import fmt_tokens
 
     config = load_config()
     pricing = Pricing(config)
+    limits = Limits(config)
     ollama_refs = [f"{name}/x" for name, p in config.providers.items() if p.protocol == "ollama"]
-    avail = await gather_availability(config, ollama_refs)
+    avail = await gather_availability(config, ollama_refs, fresh_s=0)  # what is there right now
     rows = []
     for name, status in avail.ollama.items():
         ceiling = config.settings.ollama_max_num_ctx
@@ -37,7 +38,7 @@ async def _models(as_json: bool) -> None:
             ctx = info.context_length
             rows.append({"model": f"{name}/{model}", "local": True, "context": min(ctx, ceiling) if ctx and ceiling else ctx,
                          "input_per_mtok": 0.0, "output_per_mtok": 0.0, "ready": True, "status": "pulled",
-                         "capabilities": list(info.capabilities)})
+                         "capabilities": list(info.capabilities), "num_parallel": limits.ceiling(name)})
     for ref, info in sorted(config.models.items()):
         provider, _ = config.split_ref(ref)
         if provider.protocol == "ollama":
@@ -46,7 +47,7 @@ async def _models(as_json: bool) -> None:
         status = "ready" if ready else f"no {provider.key_env}"
         rows.append({"model": ref, "local": provider.local, "context": info.context,
                      "input_per_mtok": per_mtok(pricing, ref), "output_per_mtok": per_mtok(pricing, ref, output=True),
-                     "ready": ready, "status": status})
+                     "ready": ready, "status": status, "num_parallel": limits.ceiling(provider.name)})
     from ..redact import display_url
 
     servers = [{"provider": n, "host": display_url(s.host), "reachable": s.reachable, "version": s.version, "error": s.error}
@@ -59,16 +60,22 @@ async def _models(as_json: bool) -> None:
             err.print(f"[green]●[/] {s['provider']}: Ollama {s['version'] or ''} at {s['host']}")
         else:
             err.print(f"[red]●[/] {s['provider']}: Ollama not reachable at {s['host']} ({s['error']}) — start it with `ollama serve`")
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col, just in (("model", "left"), ("context", "right"), ("$/M in", "right"), ("$/M out", "right"), ("status", "left")):
-        table.add_column(col, justify=just)
+    cols = [Col("model", "left", name=True), Col("context", short="window"), Col("$/M in", short="$/M\nin"),
+            Col("$/M out", short="$/M\nout"), Col("at once", short="at\nonce", drop=1), Col("status", "left", wrap=True)]
+    table_rows = []
     for r in rows:
         price_in = "local" if r["local"] else _price(r["input_per_mtok"])
         price_out = "" if r["local"] else _price(r["output_per_mtok"])
-        style = "" if r["ready"] else "dim"
-        table.add_row(r["model"], fmt_tokens(r["context"]) if r["context"] else "?", price_in, price_out,
-                      r["status"], style=style)
+        status = Alt(r["status"], r["status"].replace("_API_KEY", " key"))
+        table_rows.append([r["model"], fmt_tokens(r["context"]) if r["context"] else "?", price_in, price_out,
+                           str(r["num_parallel"]), status])
+    table = fit_table(cols, table_rows, out.width)
+    for i, r in enumerate(rows):  # unavailable models dimmed
+        if not r["ready"]:
+            table.rows[i].style = "dim"
     out.print(table)
+    err.print("[dim]at once: calls in flight per provider (ollama.num_parallel, an endpoint's num_parallel, "
+              "hosted_concurrency)[/]", soft_wrap=False)
 
 
 PRICE_PROBE_TOKENS = 1000
@@ -91,10 +98,9 @@ def _price(v: float | None) -> str:
 
 @guard
 def profiles(as_json: AsJson = False) -> None:
-    from rich.table import Table
-
     from ..config import load_config
     from ..render import out, print_json
+    from ..render.fit import Alt, Col, fit_table
 
     config = load_config()
     rows = [
@@ -106,11 +112,9 @@ def profiles(as_json: AsJson = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(box=None, header_style="bold", pad_edge=False, show_lines=False)
-    table.add_column("task")
-    table.add_column("description")
-    table.add_column("candidates, in order", no_wrap=True)
-    table.add_column("limits")
+    cols = [Col("task", "left"), Col("description", "left", wrap=True, drop=1),
+            Col("candidates, in order", "left", short="candidates", name=True), Col("limits", "left", wrap=True)]
+    table_rows = []
     for r in rows:
         limits = []
         if r["privacy"] == "local-only":
@@ -118,5 +122,7 @@ def profiles(as_json: AsJson = False) -> None:
         if r["max_cost_usd"] is not None:
             limits.append(f"≤ ${r['max_cost_usd']:.2f}")
         name = r["name"] + (" (default)" if r["name"] == config.settings.default_task else "")
-        table.add_row(name, r["description"], "\n".join(r["candidates"]), ", ".join(limits))
+        table_rows.append([Alt(name, name.replace(" (default)", "\n(default)")), r["description"],
+                           "\n".join(r["candidates"]), ", ".join(limits)])
+    table = fit_table(cols, table_rows, out.width)
     out.print(table)

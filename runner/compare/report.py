@@ -12,6 +12,9 @@ from ..stats import Aggregate
 from .model import Cell, Column, Comparison, Judgement, PromptItem
 
 COST_EPSILON = 1e-12  # costs this close are a tie (e.g. several local models at $0)
+# "Fastest" only for a lead a person notices: 50 ms and 10% ahead of the next answer.
+FASTEST_LEAD_MS = 50.0
+FASTEST_LEAD_SHARE = 0.10
 
 
 @dataclass
@@ -33,6 +36,11 @@ class CellView:
     @property
     def model(self) -> str | None:
         return self.data.get("model")
+
+    @property
+    def cut_short(self) -> bool:
+        """The answer stopped at the output limit (max tokens): real, but maybe incomplete."""
+        return self.ok and self.data.get("finish_reason") == "length"
 
     @property
     def error(self) -> str:
@@ -96,6 +104,7 @@ class ColumnSummary:
     output_tokens: int = 0
     cost_usd: float | None = None  # sum of known costs; None when no answer's price is known
     unknown_cost: int = 0  # answers whose price is unknown (not in cost_usd)
+    estimated: int = 0  # answers whose token counts (and so cost) are estimates
     judge_wins: int = 0
     mean_rank: float | None = None
 
@@ -161,14 +170,17 @@ def build_report(comp: Comparison, is_local: Callable[[str | None], bool] = lamb
 
 
 def _mark(views: list[CellView]) -> None:
-    """Fastest: lowest total latency among answers. Cheapest: lowest known cost (ties all marked).
-    Only when at least two answers compete."""
+    """Fastest: the lowest total latency, when it leads the next answer by a margin a person
+    notices (FASTEST_LEAD_*). Cheapest: the lowest known cost (ties all marked). Only when at
+    least two answers compete."""
     ok = [v for v in views if v.ok]
     if len(ok) < 2:
         return
-    timed = [v for v in ok if v.data.get("latency_ms") is not None]
-    if timed:
-        min(timed, key=lambda v: v.data["latency_ms"]).fastest = True
+    timed = sorted((v for v in ok if v.data.get("latency_ms") is not None), key=lambda v: v.data["latency_ms"])
+    if len(timed) >= 2:
+        best, second = timed[0].data["latency_ms"], timed[1].data["latency_ms"]
+        if second - best >= max(FASTEST_LEAD_MS, FASTEST_LEAD_SHARE * second):
+            timed[0].fastest = True
     priced = [v for v in ok if v.data.get("cost_usd") is not None]
     if priced:  # the lowest *known* cost; an unknown price is never assumed lower
         low = min(v.data["cost_usd"] for v in priced)
@@ -195,6 +207,7 @@ def _summarise(c: int, column: Column, cells: list[CellView], is_local) -> Colum
     s.input_tokens, s.output_tokens = agg.input_tokens, agg.output_tokens
     s.cost_usd = agg.cost_usd if agg.priced else None
     s.unknown_cost = agg.unknown_cost
+    s.estimated = agg.estimated
     ranks = [v.rank for v in cells if v.rank is not None]
     s.judge_wins = sum(1 for r in ranks if r == 1)
     s.mean_rank = sum(ranks) / len(ranks) if ranks else None

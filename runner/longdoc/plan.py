@@ -52,7 +52,7 @@ def plan_split(prepared: "Prepared") -> tuple[SplitPlan | None, str | None]:
         cand = next((c for c in profile.candidates if c.model == skip.ref), None)
         opts = {**profile.options, **(cand.options if cand else {}), **opts_cli}
         out_tokens = int(opts.get("max_output_tokens") or route.need.output_tokens)
-        est = estimator_for(skip.ref, config, factors)
+        est = estimator_for(skip.ref, config, factors, route.need.text_kind)
         fixed = text_stats(MAP_INSTRUCTIONS.format(i=99, n=99) + "\n\nQuestion: " + req.prompt + "\n\n") + text_stats(prepared.system or "")
         overhead = est(fixed) + stats.messages * MESSAGE_OVERHEAD + SAFETY_TOKENS
         budget = int((skip.context - out_tokens) / (1 + route.need.margin)) - overhead

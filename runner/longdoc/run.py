@@ -188,7 +188,7 @@ def _group_notes(prepared, route: RoutePlan, notes, n) -> list[list[tuple[str, s
     skip: Skip | None = next((s for s in route.skipped if s.too_small and s.context), None)
     if skip is None:
         return None
-    est = estimator_for(skip.ref, prepared.planner.config, prepared.factors)
+    est = estimator_for(skip.ref, prepared.planner.config, prepared.factors, prepared.need.text_kind)
     out_tokens = prepared.split.output_tokens
     fixed = est(text_stats(MERGE_INSTRUCTIONS.format(n=n) + prepared.request.prompt + (prepared.system or "")))
     budget = int((skip.context - out_tokens) / (1 + route.need.margin)) - fixed - SAFETY_TOKENS - 2 * MESSAGE_OVERHEAD

@@ -9,12 +9,19 @@ import json
 import sys
 from typing import Any
 
-from rich.console import Console
-
 from ..tokens import fmt_tokens  # noqa: F401 - re-exported: renderers format token counts with it
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def __getattr__(name: str) -> Any:
+    """`out` and `err`, the rich consoles, made on first use: an answer streams to stdout before
+    anything needs rich (~30 ms of imports), and a plain `runner ask` never does."""
+    if name in ("out", "err"):
+        from rich.console import Console
+
+        globals().update(out=Console(highlight=False, soft_wrap=True),
+                         err=Console(stderr=True, highlight=False, soft_wrap=True))
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def print_json(data: Any) -> None:
@@ -62,7 +69,7 @@ def fmt_count(v) -> str:
 
 
 def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def meta_line(report) -> str:

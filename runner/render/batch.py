@@ -3,16 +3,20 @@ the end-of-batch table. Reads the Batch's counters; decides nothing."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
 
 from rich.markup import escape
-from rich.table import Table
 
 from ..batch import Batch
-from . import err, fmt_cost, fmt_count, fmt_ms, out
+from . import err, fmt_cost, fmt_count, fmt_ms, out, plural
 from ..tokens import fmt_tokens
+from .fit import LATE, Alt, Col, fit_table
+from .runlog import est
+
+DRY_RUN_CHUNK = 1000  # rows per table of the --dry-run listing (each sized to its rows)
 
 BAD_ROWS_SHOWN = 20
 
@@ -31,39 +35,49 @@ class ProgressView:
 
     The counters (failed, running, tokens, cost) are read from the Batch whenever the bar
     redraws (8 times a second), so the batch pays nothing per row for them; the bar's position
-    (and so the ETA) is fed at most 10 times a second."""
+    (and so the ETA) is fed at most 10 times a second. On a narrow terminal the bar leaves out
+    what matters least (elapsed time, then the label and the tokens) so it stays on one line."""
 
-    def __init__(self, batch: Batch, enabled: bool | None = None) -> None:
+    def __init__(self, batch: Batch, enabled: bool | None = None, console=None) -> None:
         self.batch = batch
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.console = console or err
         self._progress = None
         self._task = None
         self._last = 0.0
 
-    def __enter__(self) -> "ProgressView":
-        if not self.enabled:
-            return self
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    def columns(self, width: int) -> list:
+        from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.table import Column
         from rich.text import Text
 
         batch = self.batch
+        wide, roomy = width >= 100, width >= 72
 
         class Counters(ProgressColumn):
             def render(self, task) -> Text:
-                info = (f"[red]✗ {batch.failed:,}[/] · ▶ {batch.running:,} · {fmt_tokens(batch.tokens)} tok · "
-                        f"{fmt_cost(batch.cost)}")
-                if batch.engine is not None and batch.engine.stopped == "interrupt":
-                    info += " · [yellow]finishing the running rows (Ctrl-C again to abandon them)[/]"
-                return Text.from_markup(info)
+                parts = [f"[red]✗ {batch.failed:,}[/]", f"▶ {batch.running:,}"]
+                if roomy:
+                    parts.append(f"{fmt_tokens(batch.tokens)} tok")
+                return Text.from_markup(" · ".join(parts + [fmt_cost(batch.cost)]))
 
-        self._progress = Progress(
-            TextColumn("[bold]batch[/]"), BarColumn(), MofNCompleteColumn(), Counters(),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=err, transient=False, refresh_per_second=8,
-        )
+        # The bar takes what the text leaves (ratio), so the counters are never the ones cut.
+        bar = BarColumn(bar_width=None, table_column=Column(ratio=1))
+        cols = ([TextColumn("[bold]batch[/]")] if roomy else []) + [bar, MofNCompleteColumn(), Counters()]
+        if wide:
+            cols.append(TimeElapsedColumn())
+        return cols + [TextColumn("ETA"), TimeRemainingColumn()]
+
+    def __enter__(self) -> "ProgressView":
+        if not self.enabled:
+            return self
+        from rich.progress import Progress
+
+        self._progress = Progress(*self.columns(self.console.width), console=self.console, transient=False,
+                                  refresh_per_second=8, expand=True)
         self._progress.start()
-        self._task = self._progress.add_task("batch", total=batch.scan.todo)
-        batch.on_change = self.update
+        self._task = self._progress.add_task("batch", total=self.batch.scan.todo)
+        self.batch.on_change = self.update
         return self
 
     def update(self, force: bool = False) -> None:
@@ -92,8 +106,13 @@ async def dry_run(batch: Batch, as_json: bool) -> int:
     total = 0.0
     unknown = 0
     no_route = 0
-    if not as_json:
-        out.print(f"[bold]{'id':<22} {'line':>6}  {'task':<10} {'model':<34} {'est. cost':>12}[/]")
+    listing: list[list[Any]] = []
+
+    def flush() -> None:
+        if listing:
+            out.print(fit_table(DRY_COLS, listing, out.width))
+            listing.clear()
+
     async for row, prepared, error in batch.plan_rows():
         first = prepared.plan.attempts[0] if prepared and prepared.plan.attempts else None
         entry: dict[str, Any] = {"id": row.id, "line": row.line,
@@ -121,12 +140,15 @@ async def dry_run(batch: Batch, as_json: bool) -> int:
         if as_json:
             rows.append(entry)
         else:
-            model = first.ref + (f" (+{len(entry['fallbacks'])})" if entry["fallbacks"] else "") if first else "[red]✗ no route[/]"
+            from rich.text import Text
+
+            model = first.ref + (f" (+{len(entry['fallbacks'])})" if entry["fallbacks"] else "") if first else Text("✗ no route", style="red")
             cost = fmt_cost(first.est_cost_usd, first.local) if first else ""
-            line = f"{escape(row.id):<22} {row.line:>6}  {escape(entry['task'] or '–'):<10} {model:<34} {cost:>12}"
-            out.print(line, overflow="ignore", crop=False)
+            listing.append([row.id, str(row.line), entry["task"] or "–", model, cost])
             if first is None:
-                out.print(f"  [red]{escape(error or '')}[/]")
+                listing.append(["", "", "", Text(error or "", style="red"), ""])
+            if len(listing) >= DRY_RUN_CHUNK:
+                flush()
     summary = {
         "file": str(batch.path), "out": str(batch.out_path) if batch.out_path else "-",
         "rows": batch.scan.rows, "bad_rows": batch.scan.bad_count, "already_done": batch.scan.rows - batch.scan.todo,
@@ -139,21 +161,21 @@ async def dry_run(batch: Batch, as_json: bool) -> int:
     if as_json:
         print_json({**summary, "plan": rows})
         return 0
+    flush()
     if summary["models"]:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        for col, justify in (("first model", "left"), ("rows", "right"), ("est. cost", "right")):
-            table.add_column(col, justify=justify)
-        for m in summary["models"]:
-            cost = fmt_cost(m["est_cost_usd"]) + (f" + {m['unknown']} unknown" if m["unknown"] else "")
-            table.add_row(escape(m["model"]), fmt_count(m["rows"]), cost)
+        cols = [Col("first model", "left", name=True), Col("rows"), Col("est. cost")]
+        table_rows = [[m["model"], fmt_count(m["rows"]),
+                       fmt_cost(m["est_cost_usd"]) + (f" + {m['unknown']:,} unknown" if m["unknown"] else "")]
+                      for m in summary["models"]]
         out.print()
-        out.print(table)
+        out.print(fit_table(cols, table_rows, out.width))
     done = summary["already_done"]
-    out.print(f"{fmt_count(batch.scan.todo)} rows to send"
+    out.print(f"{plural(batch.scan.todo, 'row')} to send"
               + (f" ({fmt_count(done)} already answered in {escape(summary['out'])})" if done else "")
               + f" · estimated total {fmt_cost(total)}"
-              + (f" + {unknown:,} rows of unknown price" if unknown else "")
-              + (f" · [red]{no_route:,} rows have no model that can take them[/]" if no_route else "")
+              + (f" + {plural(unknown, 'row')} of unknown price" if unknown else "")
+              + (f" · [red]{plural(no_route, 'row')} with no model that can take {'it' if no_route == 1 else 'them'}[/]"
+                 if no_route else "")
               + " · nothing was sent")
     if batch.o.max_cost is not None:
         spent = batch.state.cost_usd
@@ -164,6 +186,10 @@ async def dry_run(batch: Batch, as_json: bool) -> int:
     return 0
 
 
+DRY_COLS = [Col("id", "left", name=True), Col("line", drop=LATE), Col("task", "left"),
+            Col("model", "left", name=True), Col("est. cost", short="cost")]
+
+
 # --- the end ------------------------------------------------------------------------------
 
 
@@ -171,7 +197,7 @@ def summary_table(batch: Batch, data: dict[str, Any], to_stderr: bool = False) -
     console = err if to_stderr else out
     ran = data["ran"]
     head = (f"[bold]batch {escape(data['batch_id'])}[/] · {escape(data['file'])} → {escape(data['out'])}\n"
-            f"{fmt_count(data['rows'])} rows: {fmt_count(ran)} run now ({fmt_count(data['ok'])} ok, "
+            f"{plural(data['rows'], 'row')}: {fmt_count(ran)} run now ({fmt_count(data['ok'])} ok, "
             f"{'[red]' if data['failed'] else ''}{fmt_count(data['failed'])} failed{'[/]' if data['failed'] else ''})")
     if data["already_done"]:
         head += f", {fmt_count(data['already_done'])} already done"
@@ -185,25 +211,36 @@ def summary_table(batch: Batch, data: dict[str, Any], to_stderr: bool = False) -
     console.print(head)
     if not data["models"]:
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("model", no_wrap=True)
-    for col in ("rows", "failed", "latency p50/p95", "first token p50/p95", "tok/s", "tokens in/out", "cost"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for m in data["models"]:
-        cost = fmt_cost(m["cost_usd"])
-        if m["cost_unknown_rows"] and m["cost_usd"] is not None:
-            cost += f" + {m['cost_unknown_rows']} unknown"
-        tps = f"{m['tokens_per_s_p50']:,.0f}" if m["tokens_per_s_p50"] is not None else "–"
-        table.add_row(escape(m["model"]), fmt_count(m["rows"]), fmt_count(m["failed"]),
-                      f"{fmt_ms(m['latency_ms_p50'])} / {fmt_ms(m['latency_ms_p95'])}",
-                      f"{fmt_ms(m['ttft_ms_p50'])} / {fmt_ms(m['ttft_ms_p95'])}", tps,
-                      f"{fmt_tokens(m['input_tokens'])} / {fmt_tokens(m['output_tokens'])}", cost)
-    if not console.is_terminal:
-        # Piped to a file, a table squeezed into 80 columns is unreadable: let it be as wide as it needs.
+    width = console.width
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        # Piped to a file, a table squeezed into 80 columns is harder to read: let it be as wide as it needs.
         from rich.console import Console
 
-        console = Console(file=console.file, width=max(console.width, 200), highlight=False)
-    console.print(table)
+        width = max(console.width, 200)
+        console = Console(file=console.file, width=width, highlight=False)
+    console.print(fit_table(SUMMARY_COLS, [_summary_row(m) for m in data["models"]], width))
+
+
+SUMMARY_COLS = [
+    Col("model", "left", name=True), Col("rows"), Col("failed", short="fail"),
+    Col("latency p50/p95", short="latency\np50/p95"), Col("first token p50/p95", short="first token\np50/p95", drop=3),
+    Col("tok/s", drop=LATE + 1), Col("tokens in/out", short="tokens\nin/out", drop=LATE), Col("cost"),
+]
+
+
+def _summary_row(m: dict[str, Any]) -> list[Any]:
+    estimated = bool(m.get("estimated_rows"))
+    cost = est(fmt_cost(m["cost_usd"]), estimated)
+    if m["cost_unknown_rows"] and m["cost_usd"] is not None:
+        cost += f" + {m['cost_unknown_rows']:,} unknown"
+    tps = f"{m['tokens_per_s_p50']:,.0f}" if m["tokens_per_s_p50"] is not None else "–"
+
+    def pair(a, b) -> Alt:
+        return Alt(f"{fmt_ms(a)} / {fmt_ms(b)}", f"{fmt_ms(a)}/{fmt_ms(b)}")
+
+    return [m["model"], fmt_count(m["rows"]), fmt_count(m["failed"]), pair(m["latency_ms_p50"], m["latency_ms_p95"]),
+            pair(m["ttft_ms_p50"], m["ttft_ms_p95"]), tps,
+            est(f"{fmt_tokens(m['input_tokens'])} / {fmt_tokens(m['output_tokens'])}", estimated), cost]
 
 
 def closing_notes(batch: Batch, data: dict[str, Any], resume_cmd: str) -> None:
@@ -212,14 +249,14 @@ def closing_notes(batch: Batch, data: dict[str, Any], resume_cmd: str) -> None:
         b = batch.budget
         nxt = f"; the next row was estimated at {fmt_cost(b.refused_estimate)}" if b and b.refused_estimate is not None else ""
         err.print(f"[yellow]budget reached:[/] {fmt_cost(data['total_cost_usd'])} spent of --max-cost "
-                  f"{fmt_cost(data['max_cost_usd'])}{nxt}; {fmt_count(data['not_started'])} rows not started. "
+                  f"{fmt_cost(data['max_cost_usd'])}{nxt}; {plural(data['not_started'], 'row')} not started. "
                   f"Go on with a larger budget: {escape(resume_cmd)} --max-cost …")
     elif data["stopped"] == "interrupted":
-        err.print(f"[yellow]interrupted:[/] {fmt_count(data['ran'])} rows written, {fmt_count(data['not_started'])} "
+        err.print(f"[yellow]interrupted:[/] {plural(data['ran'], 'row')} written, {fmt_count(data['not_started'])} "
                   f"not done. Resume with: {escape(resume_cmd)}")
     elif data["failed"]:
-        err.print(f"[yellow]{fmt_count(data['failed'])} rows failed[/] (errors in {escape(data['out'])}); "
-                  f"run the same command again to retry them: {escape(resume_cmd)}")
+        err.print(f"[yellow]{plural(data['failed'], 'row')} failed[/] (errors in {escape(data['out'])}); "
+                  f"run the same command again to retry {'it' if data['failed'] == 1 else 'them'}: {escape(resume_cmd)}")
     if batch.budget is not None and batch.budget.unknown_price and batch.o.max_cost is not None:
-        err.print(f"[yellow]note:[/] {batch.budget.unknown_price:,} rows went to models of unknown price and "
-                  "were not counted against --max-cost")
+        err.print(f"[yellow]note:[/] {plural(batch.budget.unknown_price, 'row')} went to models of unknown price and "
+                  f"{'was' if batch.budget.unknown_price == 1 else 'were'} not counted against --max-cost")

@@ -13,6 +13,7 @@ from html import escape
 
 from ..compare.report import CellView, ColumnSummary, PromptView, Report
 from . import fmt_cost, fmt_count, fmt_ms, meta_line
+from .runlog import est
 from .svg import Bar, Row, Series, bar_chart
 
 TTFT = Series("first token", "#f59e0b")
@@ -48,7 +49,7 @@ border-radius:6px;padding:8px 12px;white-space:pre-wrap;overflow-wrap:anywhere;m
 .card.cheapest{box-shadow:inset 0 -3px 0 var(--cheap)}.card.fastest.cheapest{box-shadow:inset 0 3px 0 var(--fast),inset 0 -3px 0 var(--cheap)}
 .badges{margin:4px 0}.badge{display:inline-block;font-size:12px;font-weight:600;border-radius:10px;padding:0 8px;margin:0 4px 2px 0;
 border:1px solid currentColor}.badge.fastest{color:var(--fast)}.badge.cheapest{color:var(--cheap)}.badge.rank{color:var(--muted)}
-.badge.failed{color:var(--bad)}
+.badge.failed{color:var(--bad)}.badge.cut{color:var(--fast)}
 .metrics{display:flex;flex-wrap:wrap;gap:2px 12px;margin:4px 0 8px;color:var(--muted);font-size:13px}
 .metrics b{color:var(--fg);font-weight:600}
 details{margin:6px 0;border:1px dashed var(--line);border-radius:6px;padding:4px 8px}
@@ -103,7 +104,7 @@ def _charts(report: Report) -> str:
             Bar(s.p50_latency_ms, fmt_ms(s.p50_latency_ms),
                 whisker=s.p95_latency_ms if several and s.p95_latency_ms != s.p50_latency_ms else None),
         ]))
-        cost_text = fmt_cost(s.cost_usd, s.local) + (f" + {s.unknown_cost} unknown" if s.unknown_cost and s.cost_usd is not None else "")
+        cost_text = est(fmt_cost(s.cost_usd, s.local), s.estimated > 0 and not s.local) + (f" + {s.unknown_cost} unknown" if s.unknown_cost and s.cost_usd is not None else "")
         rows_cost.append(Row(label, [Bar(s.cost_usd, cost_text)]))
     lat_title = "Latency per model" + (" (p50, whisker to p95)" if several else "")
     cost_title = "Cost per model" + (" (total over all prompts)" if several else "")
@@ -121,8 +122,9 @@ def _summary_table(report: Report) -> str:
     for s in report.columns:
         cells = [_label_cell(s), str(s.ok), str(s.failed), str(s.fastest_wins), str(s.cheapest_wins),
                  fmt_ms(s.p50_ttft_ms), fmt_ms(s.p50_latency_ms), fmt_ms(s.p95_latency_ms),
-                 f"{s.tokens_per_s:.1f}" if s.tokens_per_s else "–", f"{s.input_tokens:,} / {s.output_tokens:,}" if s.ok else "–",
-                 escape(fmt_cost(s.cost_usd, s.local)) if s.ok else "–"]
+                 f"{s.tokens_per_s:.1f}" if s.tokens_per_s else "–",
+                 est(f"{s.input_tokens:,} / {s.output_tokens:,}", s.estimated > 0) if s.ok else "–",
+                 escape(est(fmt_cost(s.cost_usd, s.local), s.estimated > 0 and not s.local)) if s.ok else "–"]
         if judged:
             cells += [str(s.judge_wins), f"{s.mean_rank:.2f}" if s.mean_rank is not None else "–"]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -168,6 +170,8 @@ def _card(v: CellView) -> str:
         badges.append('<span class="badge cheapest">$ cheapest</span>')
     if v.rank is not None:
         badges.append(f'<span class="badge rank">judge #{v.rank}</span>')
+    if v.cut_short:
+        badges.append('<span class="badge cut">stopped at max tokens</span>')
     if not v.ok:
         badges.append('<span class="badge failed">failed</span>')
     d = v.data
@@ -175,10 +179,11 @@ def _card(v: CellView) -> str:
              f"<header><h3>{escape(v.heading).replace('/', '/<wbr>')}</h3>",
              f'<div class="badges">{"".join(badges)}</div>' if badges else ""]
     if v.ok:
-        tokens = f"{fmt_count(d.get('input_tokens'))} in / {fmt_count(d.get('output_tokens'))} out" + (" (est.)" if d.get("tokens_estimated") else "")
+        guessed = bool(d.get("tokens_estimated"))
+        tokens = f"{est(fmt_count(d.get('input_tokens')), guessed)} in / {est(fmt_count(d.get('output_tokens')), guessed)} out"
         tps = f"{d['tokens_per_s']:.1f}" if d.get("tokens_per_s") else "–"
         metrics = [("first token", fmt_ms(d.get("ttft_ms"))), ("total", fmt_ms(d.get("latency_ms"))),
-                   ("tok/s", tps), ("tokens", tokens), ("cost", fmt_cost(d.get("cost_usd"), v.local))]
+                   ("tok/s", tps), ("tokens", tokens), ("cost", est(fmt_cost(d.get("cost_usd"), v.local), guessed and not v.local))]
         parts.append('<div class="metrics">' + "".join(f"<span>{escape(k)} <b>{escape(val)}</b></span>" for k, val in metrics) + "</div>")
     parts.append("</header>")
     if v.ok:

@@ -14,6 +14,8 @@ from rich.text import Text
 
 from ..compare.report import CellView, PromptView, Report
 from . import fmt_cost, fmt_count, fmt_ms
+from .fit import LATE, Alt, Col, fit_table, fits
+from .runlog import est
 
 MIN_SIDE_BY_SIDE = 100  # narrower terminals stack the answers
 MIN_COLUMN = 36  # each side-by-side column needs at least this many cells
@@ -55,6 +57,9 @@ def render_terminal(report: Report, console: Console, *, answers: bool | None = 
         console.print(Text(f"Total cost {fmt_cost(report.total_cost_usd)}", style="dim"))
 
 
+CUT = "stopped at max tokens"
+
+
 def prompt_answers(pv: PromptView, width: int):
     if side_by_side(width, len(pv.cells)):
         table = Table(expand=True, box=box.SQUARE, header_style="", padding=(0, 1))
@@ -82,6 +87,8 @@ def header(v: CellView, uniform: bool = True) -> Text:
         marks.append(("◆ cheapest", "green"))
     if v.rank is not None:
         marks.append((f"judge #{v.rank}", "cyan"))
+    if v.cut_short:
+        marks.append((f"✂ {CUT}", "yellow"))
     if not v.ok:
         marks.append(("✗ failed", "bold red"))
     if marks or uniform:
@@ -97,9 +104,10 @@ def metrics(v: CellView) -> Text:
         return Text("")
     t = Text(f"first token {fmt_ms(d.get('ttft_ms'))} · total {fmt_ms(d.get('latency_ms'))}\n", style="dim")
     tps = f"{d['tokens_per_s']:.1f} tok/s" if d.get("tokens_per_s") else "– tok/s"
-    est = "~" if d.get("tokens_estimated") else ""
-    t.append(f"{tps} · {fmt_count(d.get('input_tokens'))} in / {fmt_count(d.get('output_tokens'))}{est} out · "
-             f"{fmt_cost(d.get('cost_usd'), v.local)}", style="dim")
+    guessed = bool(d.get("tokens_estimated"))
+    t.append(f"{tps} · {est(fmt_count(d.get('input_tokens')), guessed)} in / "
+             f"{est(fmt_count(d.get('output_tokens')), guessed)} out · "
+             f"{est(fmt_cost(d.get('cost_usd'), v.local), guessed and not v.local)}", style="dim")
     return t
 
 
@@ -118,57 +126,89 @@ def body(v: CellView):
 
 
 def matrix(report: Report, width: int) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, title="Answers: total latency · cost",
-                  caption="⚡ fastest · ◆ cheapest" + (" · #n judge rank" if report.judge else "") + " · ✗ failed",
-                  caption_justify="left")
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("prompt", max_width=max(12, min(40, width // 4)), no_wrap=True, overflow="ellipsis")
-    for s in report.columns:
-        table.add_column(Text(s.label), justify="right", overflow="fold", min_width=min(len(s.label), 28))
+    """Prompts × models, a model a column; when they do not fit side by side, a row per prompt and
+    model instead, so no model is ever left out."""
+    legend = ("⚡ fastest · ◆ cheapest" + (" · #n judge rank" if report.judge else "") + " · ✂ stopped at max tokens"
+              " · ✗ failed")
+    options = {"title": "Answers: total latency · cost", "caption": legend, "caption_justify": "left"}
+    cols = [Col("#"), Col("prompt", "left", text=True)]
+    cols += [Col(s.label, short=_two_lines(s.label)) for s in report.columns]
+    rows = []
     for pv in report.prompts:
-        cells: list = [str(pv.index + 1), Text(" ".join(pv.prompt.text.split()))]
+        row = [str(pv.index + 1), " ".join(pv.prompt.text.split())]
         for v in pv.cells:
             if not v.ok:
-                cells.append(Text("✗ " + _excerpt(v.error, 24), style="red"))
+                row.append(Alt(Text("✗ " + _excerpt(v.error, 24), style="red"), Text("✗ failed", style="red")))
                 continue
-            t = Text(f"{fmt_ms(v.data.get('latency_ms'))} · {fmt_cost(v.data.get('cost_usd'), v.local)}")
-            if v.fastest:
-                t.append(" ⚡", style="yellow")
-            if v.cheapest:
-                t.append(" ◆", style="green")
-            if v.rank is not None:
-                t.append(f" #{v.rank}", style="cyan")
-            cells.append(t)
-        table.add_row(*cells)
-    return table
+            time_cost = f"{fmt_ms(v.data.get('latency_ms'))} · {_cost(v)}"
+            row.append(Alt(_marked(Text(time_cost), v), _marked(Text(time_cost.replace(" · ", "\n")), v)))
+        rows.append(row)
+    if fits(cols, rows, width):
+        return fit_table(cols, rows, width, **options)
+    long_cols = [Col("#"), Col("prompt", "left", text=True, drop=1), Col("model", "left", name=True), Col("total"),
+                 Col("cost"), Col("", "left")]
+    long_rows = []
+    for pv, row in zip(report.prompts, rows):
+        for i, v in enumerate(pv.cells):
+            first = i == 0
+            label = v.heading if v.column.task else v.column.key
+            if v.ok:
+                marks = _marked(Text(""), v)
+                marks.plain = marks.plain.strip()
+                long_rows.append([row[0] if first else "", row[1] if first else "", label,
+                                  fmt_ms(v.data.get("latency_ms")), _cost(v), marks])
+            else:
+                long_rows.append([row[0] if first else "", row[1] if first else "", label,
+                                  Text("✗ failed", style="red"), "", ""])
+    return fit_table(long_cols, long_rows, width, **options)
+
+
+def _two_lines(label: str) -> str:
+    provider, sep, rest = label.partition("/")
+    return f"{provider}/\n{rest}" if sep else label
+
+
+def _cost(v: CellView) -> str:
+    return est(fmt_cost(v.data.get("cost_usd"), v.local), bool(v.data.get("tokens_estimated")) and not v.local)
+
+
+def _marked(t: Text, v: CellView) -> Text:
+    if v.fastest:
+        t.append(" ⚡", style="yellow")
+    if v.cheapest:
+        t.append(" ◆", style="green")
+    if v.rank is not None:
+        t.append(f" #{v.rank}", style="cyan")
+    if v.cut_short:
+        t.append(" ✂", style="yellow")
+    return t
 
 
 def summary(report: Report, width: int) -> Table:
     judged = report.judge is not None
-    wide = width >= 120
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, title="Per model")
-    cols = ["model", "ok", "failed", "fastest", "cheapest", "p50 first", "p50 total", "p95 total"]
-    cols += (["tok/s", "tokens in/out"] if wide else []) + ["cost"] + (["judge wins", "mean rank"] if judged else [])
-    for c in cols:
-        table.add_column(c, justify="left" if c == "model" else "right", overflow="fold")
+    cols = [Col("model", "left", name=True), Col("ok"), Col("failed", short="fail"), Col("fastest", short="⚡"),
+            Col("cheapest", short="◆"), Col("p50 first", short="p50\nfirst", drop=3),
+            Col("p50 total", short="p50\ntotal"), Col("p95 total", short="p95\ntotal", drop=LATE + 2),
+            Col("tok/s", drop=LATE + 1), Col("tokens in/out", short="tokens\nin/out", drop=LATE), Col("cost")]
+    if judged:
+        cols += [Col("judge wins", short="judge\nwins"), Col("mean rank", short="mean\nrank", drop=2)]
+    rows = []
     for s in report.columns:
         label = Text(s.label)
         if s.column.task and s.models:
-            label.append("\n" + ", ".join(s.models), style="dim")
+            label.append("\n" + "\n".join(s.models), style="dim")
+        guessed = s.estimated > 0
+        cost = est(fmt_cost(s.cost_usd, s.local), guessed and not s.local)
+        cost += f" +{s.unknown_cost} unknown" if s.unknown_cost and s.cost_usd is not None else ""
         row: list = [label, str(s.ok), Text(str(s.failed), style="red" if s.failed else ""), str(s.fastest_wins),
-                     str(s.cheapest_wins), fmt_ms(s.p50_ttft_ms), fmt_ms(s.p50_latency_ms), fmt_ms(s.p95_latency_ms)]
-        if wide:
-            row += [f"{s.tokens_per_s:.1f}" if s.tokens_per_s else "–", f"{s.input_tokens:,}/{s.output_tokens:,}" if s.ok else "–"]
-        cost = fmt_cost(s.cost_usd, s.local) + (f" +{s.unknown_cost} unknown" if s.unknown_cost and s.cost_usd is not None else "")
-        cost = cost if s.ok else "–"
-        row.append(cost)
+                     str(s.cheapest_wins), fmt_ms(s.p50_ttft_ms), fmt_ms(s.p50_latency_ms), fmt_ms(s.p95_latency_ms),
+                     f"{s.tokens_per_s:.1f}" if s.tokens_per_s else "–",
+                     est(f"{s.input_tokens:,}/{s.output_tokens:,}", guessed) if s.ok else "–", cost if s.ok else "–"]
         if judged:
             row += [str(s.judge_wins), f"{s.mean_rank:.2f}" if s.mean_rank is not None else "–"]
-        table.add_row(*row)
-    total = f"Total {fmt_cost(report.total_cost_usd)}"
-    table.caption = total + (f" · {report.failures} failed" if report.failures else "")
-    table.caption_justify = "left"
-    return table
+        rows.append(row)
+    total = f"Total {fmt_cost(report.total_cost_usd)}" + (f" · {report.failures} failed" if report.failures else "")
+    return fit_table(cols, rows, width, title="Per model", caption=total, caption_justify="left")
 
 
 def _failures(report: Report, console: Console) -> None:

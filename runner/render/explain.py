@@ -4,43 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.table import Table
+from rich.text import Text
 
 from ..router import RoutePlan
 from ..tokens import fmt_tokens
 from . import esc, fmt_cost, out
+from .fit import LATE, Col, fit_table
 
 
 def explain(plan: RoutePlan, estimate_note: str = "", split: Any = None, split_error: str | None = None) -> None:
     need = plan.need
     out.print(f"[bold]task[/] {plan.task} · prompt ~{fmt_tokens(need.input_tokens)} tokens "
-              f"(±{need.margin:.0%}) + up to {fmt_tokens(need.output_tokens)} output{estimate_note}")
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    table.add_column("")
-    table.add_column("model")
-    table.add_column("context", justify="right")
-    table.add_column("est. input", justify="right")
-    table.add_column("est. cost", justify="right")
-    table.add_column("decision")
+              f"(±{need.margin:.0%}) + up to {fmt_tokens(need.output_tokens)} output{estimate_note}", soft_wrap=False)
+    cols = [Col(""), Col("model", "left", name=True), Col("context", short="window"),
+            Col("est. input", short="input", drop=LATE), Col("est. cost", short="cost"), Col("decision", "left", wrap=True)]
+    rows = []
     for i, a in enumerate(plan.attempts, 1):
         ctx = fmt_tokens(a.context) if a.context else "?"
         extra = f" (num_ctx {a.backend_options['num_ctx']:,})" if "num_ctx" in a.backend_options else ""
-        table.add_row(f"[green]{i}[/]", a.ref, ctx, _est_note(need, a.ref), fmt_cost(a.est_cost_usd, a.local),
-                      "fits: " + ("try first" if i == 1 else "fallback") + extra)
+        rows.append([Text(str(i), style="green"), a.ref, ctx, _est_note(need, a.ref), fmt_cost(a.est_cost_usd, a.local),
+                     "fits: " + ("try first" if i == 1 else "fallback") + extra])
     for s in plan.skipped:
         ctx = fmt_tokens(s.context) if getattr(s, "context", None) else ""
-        table.add_row("[red]✗[/]", s.ref, ctx, _est_note(need, s.ref), "",
-                      ("too long: " if s.too_small else "skip: ") + esc(s.reason))
+        rows.append([Text("✗", style="red"), s.ref, ctx, _est_note(need, s.ref), "",
+                     ("too long: " if s.too_small else "skip: ") + s.reason])
+    table = fit_table(cols, rows, out.width)
     out.print(table)
     if split is not None:
         out.print(f"[bold]split[/] into {split.n} chunks of ≤ {fmt_tokens(split.budget)} tokens for {split.ref} "
                   f"({fmt_tokens(split.window)} window), then combine the {split.n} partial answers"
-                  + (f" · est. {fmt_cost(split.est_cost_usd, split.plans[0].attempts[0].local)}" if split.plans else ""))
+                  + (f" · est. {fmt_cost(split.est_cost_usd, split.plans[0].attempts[0].local)}" if split.plans else ""),
+                  soft_wrap=False)
         for note in split.skipped:
-            out.print(f"  [dim]not split for {esc(note)}[/]")
+            out.print(f"  [dim]not split for {esc(note)}[/]", soft_wrap=False)
     elif plan.too_long:
         why = f": {split_error}" if split_error else " (the task's profile says too_long: fail)"
-        out.print(f"[red]too long for every candidate[/], and not split{esc(why)}")
+        out.print(f"[red]too long for every candidate[/], and not split{esc(why)}", soft_wrap=False)
 
 
 def _est_note(need: Any, ref: str) -> str:

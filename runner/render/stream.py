@@ -1,15 +1,23 @@
-"""An answer as it arrives (stdout), thinking and notices (stderr), and the footer."""
+"""An answer as it arrives (stdout), thinking and notices (stderr), and the footer.
+
+The answer and the footer are written without rich: a plain `runner ask` then never imports it
+(~30 ms before the first word); thinking, notices and errors use the rich console."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
-from rich.text import Text
-
 from ..backends import TextDelta, ThinkingDelta
 from ..meter import AttemptResult
-from . import err, esc, fmt_cost, fmt_ms
+from . import esc, fmt_cost, fmt_ms
+
+
+def _err():
+    from . import err
+
+    return err
 
 
 class StreamPrinter:
@@ -31,11 +39,13 @@ class StreamPrinter:
 
     def on_event(self, ref: str, event: Any) -> None:
         if isinstance(event, ThinkingDelta) and self.show_thinking:
-            err.print(Text(event.text, style="dim italic"), end="")
+            from rich.text import Text
+
+            _err().print(Text(event.text, style="dim italic"), end="")
             self.thinking_open = True
         elif isinstance(event, TextDelta):
             if self.thinking_open:
-                err.print()
+                _err().print()
                 self.thinking_open = False
             if self.hold:
                 self.held.append(event.text)
@@ -54,7 +64,7 @@ class StreamPrinter:
         self.end_line()
         discarded = " (the partial answer above is discarded)" if self.shown else ""
         self.shown = False
-        err.print(f"[yellow]✗ {att.model} failed:[/] {esc(att.error or 'failed')}{discarded}")
+        _err().print(f"[yellow]✗ {att.model} failed:[/] {esc(att.error or 'failed')}{discarded}")
 
     def _write(self, text: str) -> None:
         sys.stdout.write(text)
@@ -64,11 +74,11 @@ class StreamPrinter:
     def progress(self, message: str) -> None:
         """Long-document progress ("chunk 3 of 8 done"), on stderr between the answer's lines."""
         self.end_line()
-        err.print(f"[dim]… {esc(message)}[/]")
+        _err().print(f"[dim]… {esc(message)}[/]")
 
     def end_line(self) -> None:
         if self.thinking_open:
-            err.print()
+            _err().print()
             self.thinking_open = False
         if self.mid_line:
             sys.stdout.write("\n")
@@ -76,11 +86,28 @@ class StreamPrinter:
             self.mid_line = False
 
 
+def dim_line(text: str) -> None:
+    """One line on stderr, dimmed on a terminal that takes colour (as rich would: NO_COLOR and a
+    dumb terminal turn it off)."""
+    styled = sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    sys.stderr.write(f"\x1b[2m{text}\x1b[0m\n" if styled else text + "\n")
+    sys.stderr.flush()
+
+
 def footer(att: AttemptResult, total_cost: float | None, local: bool) -> str:
-    tokens = f"{att.input_tokens if att.input_tokens is not None else '?'} in / {att.output_tokens if att.output_tokens is not None else '?'} out"
-    if att.tokens_estimated:
-        tokens += " (estimated)"
+    """One line: model, times, tokens, cost; `~` marks figures built on estimated tokens (the
+    server sent no counts), and an answer cut at the output limit says so."""
+    guessed = att.tokens_estimated
+
+    def count(n: int | None) -> str:
+        return "?" if n is None else ("~" if guessed else "") + str(n)
+
+    tokens = f"{count(att.input_tokens)} in / {count(att.output_tokens)} out"
     tps = f"{att.tokens_per_s:.1f} tok/s" if att.tokens_per_s else "– tok/s"
-    parts = [att.model, f"first token {fmt_ms(att.ttft_ms)}", f"total {fmt_ms(att.latency_ms)}", tokens, tps,
-             fmt_cost(total_cost, local)]
+    cost = fmt_cost(total_cost, local)
+    if guessed and not local and total_cost is not None:  # local calls are priced by time
+        cost = "~" + cost
+    parts = [att.model, f"first token {fmt_ms(att.ttft_ms)}", f"total {fmt_ms(att.latency_ms)}", tokens, tps, cost]
+    if att.finish_reason == "length":
+        parts.append("stopped at max tokens")
     return " · ".join(parts)

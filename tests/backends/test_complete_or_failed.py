@@ -9,8 +9,6 @@ import time
 import pytest
 
 from tests.fakes import Fault
-from tests.fakes.anthropic import FakeAnthropic
-from tests.fakes.gemini import FakeGemini
 from tests.fakes.ollama import FakeOllama
 from tests.fakes.openai import FakeOpenAI
 
@@ -210,7 +208,7 @@ def test_old_ollama_count_reaching_the_window_is_a_cut_even_when_the_estimate_ra
     run = store.start_run(kind="ask", task="general", prompt="x", system=None)
     for _ in range(5):  # real/estimated = 0.6 for qwen2.5 on this machine
         store.add_attempt(run, {"model": "ollama/qwen2.5:7b", "outcome": "ok", "input_tokens": 6000,
-                                "est_input_tokens": 10000})
+                                "est_input_tokens": 10000, "text_kind": "prose"})
     store.close()
     doc = tmp_path / "notes.txt"
     doc.write_text("The plan changed again this week and nobody knew why. " * 700)  # ~8.5K tokens

@@ -131,7 +131,7 @@ def test_failed_rows_are_retried_on_resume_and_superseded(cli, tmp_path, fake_op
     assert len(first) == 6 and sum(not x["ok"] for x in first) == 1
     failed = next(x for x in first if not x["ok"])
     assert "bad request for this one" in failed["error"] and failed["model"] == "openai/gpt-4.1"
-    assert "1 rows failed" in r.stderr and "run the same command again" in r.stderr
+    assert "1 row failed" in r.stderr and "run the same command again" in r.stderr
     fake_openai.clear()
     r = cli("batch", str(src), "--out", str(out), "--model", "openai/gpt-4.1")
     assert r.code == 0, r.stderr
@@ -178,6 +178,9 @@ def test_limits_per_backend(cli, tmp_path, fake_ollama, fake_openai, use, home):
     r = cli("batch", str(src), "--out", str(tmp_path / "a.jsonl"), "-c", "16")
     assert r.code == 0, r.stderr
     assert fake_ollama.max_concurrent_seen == 2 and fake_openai.max_concurrent_seen == 3
+    # -c 16 asked for more: the output says which limits held each backend back, and how to raise them.
+    assert "ollama takes 2 rows at a time (ollama.num_parallel in config.yaml), not 16" in r.stderr
+    assert "openai takes 3 rows at a time (hosted_concurrency in config.yaml), not 16" in r.stderr
     fake_ollama.clear()
     fake_openai.clear()
     r = cli("batch", str(src), "--out", str(tmp_path / "b.jsonl"), "--limit", "openai=6", "--limit", "ollama=1")

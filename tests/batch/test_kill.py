@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from runner.config import load_config
+from runner.store import open_store
+
 ROOT = Path(__file__).resolve().parents[2]
 N_ROWS = 60
 
@@ -83,6 +86,34 @@ def test_sigkill_mid_flight_then_resume_loses_nothing(tmp_path, prompts, fake_op
     sent = len([q for q in fake_openai.requests if "completions" in q.path])
     assert sent == sent_before + (N_ROWS - len(before))  # the resume sent only what was missing
     assert f"{len(before)} already done" in stdout
+
+    # The rows in flight at the kill are closed in the run log, not left `running` for good.
+    runs = open_store(load_config().home).runs(group_id=final[0]["batch_id"], limit=1000)
+    assert not [r for r in runs if r["outcome"] == "running"]
+    killed = [r for r in runs if r["error"] == "interrupted (the process was killed)"]
+    assert killed and all(r["outcome"] == "failed" for r in killed)
+
+
+def test_a_second_ctrl_c_logs_the_abandoned_rows_with_their_model(tmp_path, prompts, fake_openai):
+    fake_openai.chunk_delay_s = 0.2  # rows are mid-answer when they are abandoned
+    out = tmp_path / "results.jsonl"
+    proc = start([str(prompts), "--out", str(out), "--model", "openai/gpt-4.1", "--concurrency", "4"])
+    deadline = time.monotonic() + 30
+    while not [q for q in fake_openai.requests if "completions" in q.path] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # their first tokens have arrived
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    runs = open_store(load_config().home).runs(limit=1000)
+    assert not [r for r in runs if r["outcome"] == "running"]
+    abandoned = [r for r in runs if r["error"] == "interrupted"]
+    assert abandoned
+    for r in abandoned:  # sent, so logged with the model and the call that was cut off
+        assert r["model"] == "openai/gpt-4.1"
+        assert [(a["model"], a["outcome"]) for a in r["attempts"]] == [("openai/gpt-4.1", "failed")]
 
 
 def test_ctrl_c_finishes_running_rows_and_says_how_to_resume(tmp_path, prompts):

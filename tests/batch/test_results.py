@@ -95,3 +95,19 @@ def test_bad_out_paths(tmp_path):
         ResultsWriter(tmp_path, "jsonl").open()
     with pytest.raises(UserError, match="does not exist"):
         ResultsWriter(tmp_path / "no" / "such" / "out.jsonl", "jsonl").open()
+
+
+def test_csv_keeps_costs_at_full_precision(tmp_path):
+    """A resume reads the costs back into the budget: a rounded cost (seen: 0.0123456 → 0.012)
+    would be money spent and not counted."""
+    path = tmp_path / "out.csv"
+    w = ResultsWriter(path, "csv")
+    w.open()
+    costs = [0.0123456789, 1.23456789e-05, 2.0000000001]
+    for i, cost in enumerate(costs):
+        w.write(rec(f"r{i}", cost=cost))
+    w.close()
+    state, _ = read_state(path, "csv")
+    assert state.cost_usd == sum(costs)
+    with open(path, newline="") as f:
+        assert [float(r["cost_usd"]) for r in csv.DictReader(f)] == costs

@@ -1,11 +1,15 @@
-"""Benchmarks for `runner ask` (issue 2). Run: python tests/bench/bench_ask.py
+"""Benchmarks for `runner ask` (issues 2 and 10). Run: python tests/bench/bench_ask.py [--quick]
 
-Prints, from one run:
-1. `runner --help` wall time vs `python -c pass` (median of several runs), and whether the help
-   path imported ollama, pydantic or genai_prices;
-2. time the runner adds to time-to-first-token and to total latency, vs a direct httpx call to
-   the same fake server in the same run (medians, interleaved);
-3. plan() decision time.
+Prints, from one run (medians, the two sides interleaved so machine load hits both alike):
+1. `runner --help` against `python -c "import typer"`, whole processes (goal: at most 1.6x), and
+   whether the help path imported ollama, pydantic or genai_prices;
+2. one prompt to a local model, whole processes against the same fake Ollama: `runner ask` against
+   a direct httpx streaming script; the first byte of the answer on stdout counted from process
+   start, and the whole process (goals: at most 1.5x each). Both write to a pseudo-terminal, as a
+   user sees them (into a pipe, runner holds an attempt's text until it completes);
+3. time the runner adds to time-to-first-token and to total latency inside one process, against a
+   direct httpx call to the same fake server;
+4. plan() decision time.
 """
 
 from __future__ import annotations
@@ -22,26 +26,121 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+QUICK = "--quick" in sys.argv
+RUNS = 7 if QUICK else 15
 
-def median_run(cmd: list[str], n: int = 9, env=None) -> float:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+
+def base_env(**extra: str) -> dict[str, str]:
+    """The environment of every measured process: bytecode cached, as in an installed package
+    (pip compiles it; a checkout run with PYTHONDONTWRITEBYTECODE would compile runner's modules
+    at every start), kept out of the source tree."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPYCACHEPREFIX=PYCACHE, RUNNER_HOME=tempfile.mkdtemp(), **extra)
+    return env
+
+
+PYCACHE = tempfile.mkdtemp(prefix="runner-bench-pycache-")
+
+
+def timed(cmd: list[str], env=None) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env,
+                   check=True, cwd=ROOT)
+    return time.perf_counter() - t
+
+
+def interleaved(commands: dict[str, list[str]], n: int, env=None, warm: int = 2) -> dict[str, float]:
+    """Median wall time of each command, run in turn n times (after `warm` unmeasured rounds)."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for i in range(warm + n):
+        for name, cmd in commands.items():
+            t = timed(cmd, env)
+            if i >= warm:
+                times[name].append(t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def bench_help() -> None:
-    env = dict(os.environ, RUNNER_HOME=tempfile.mkdtemp())
-    base = median_run([sys.executable, "-c", "pass"], env=env)
-    helped = median_run([sys.executable, "-m", "runner", "--help"], env=env)
+    env = base_env()
+    med = interleaved({"typer": [sys.executable, "-c", "import typer"],
+                       "help": [sys.executable, "-m", "runner", "--help"]}, RUNS, env)
     probe = ("import sys, runner.cli\n"
              "try:\n    runner.cli.app(['--help'])\nexcept SystemExit:\n    pass\n"
-             "print(sorted(m for m in ('ollama', 'pydantic', 'genai_prices') if m in sys.modules))")
+             "print(sorted(m for m in ('ollama', 'pydantic', 'genai_prices', 'rich') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT).stdout.strip().splitlines()[-1]
-    print(f"runner --help: {helped * 1000:.0f} ms median vs python -c pass {base * 1000:.0f} ms "
-          f"(ratio {helped / base:.1f}x, +{(helped - base) * 1000:.0f} ms); heavy modules loaded: {loaded}")
+    ratio = med["help"] / med["typer"]
+    print(f"runner --help: {med['help'] * 1000:.0f} ms vs python -c 'import typer' {med['typer'] * 1000:.0f} ms "
+          f"→ {ratio:.2f}x (goal ≤ 1.6x; median of {RUNS}); loaded beyond typer: {loaded}")
+
+
+DIRECT = r"""
+import json, sys
+import httpx
+body = {"model": "qwen2.5:7b", "messages": [{"role": "user", "content": "hello"}], "stream": True}
+with httpx.stream("POST", sys.argv[1] + "/api/chat", json=body, timeout=30) as resp:
+    for line in resp.iter_lines():
+        if line:
+            data = json.loads(line)
+            sys.stdout.write(data.get("message", {}).get("content") or "")
+            sys.stdout.flush()
+            if data.get("done"):
+                break
+sys.stdout.write("\n")
+"""
+
+
+def first_byte(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds to the first byte on stdout, seconds to the end of the process), stdout a pty."""
+    import pty
+
+    master, slave = pty.openpty()
+    t0 = time.perf_counter()
+    errors = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=slave, stderr=errors, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+    os.close(slave)
+    first = None
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            if first is None and chunk.strip():
+                first = time.perf_counter()
+    finally:
+        os.close(master)
+    proc.wait()
+    end = time.perf_counter()
+    if proc.returncode or first is None:
+        errors.seek(0)
+        raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {errors.read().decode(errors='replace')[-2000:]}")
+    return first - t0, end - t0
+
+
+def bench_process(ttft_s: float = 0.25) -> None:
+    """One prompt to a local model: runner against a direct httpx script, whole processes."""
+    from tests.fakes.ollama import FakeOllama
+
+    fake = FakeOllama()
+    fake.ttft_s, fake.chunk_delay_s = ttft_s, 0.005
+    fake.start()
+    env = base_env(OLLAMA_HOST=fake.url, NO_COLOR="1", COLUMNS="100")
+    commands = {"runner": [sys.executable, "-m", "runner", "ask", "-m", "ollama/qwen2.5:7b", "hello"],
+                "direct": [sys.executable, "-c", DIRECT, fake.url]}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for i in range(2 + RUNS):
+        for name, cmd in commands.items():
+            t = first_byte(cmd, env)
+            if i >= 2:  # the first rounds fill the disk caches (the model's /api/show, .pyc files)
+                times[name].append(t)
+    fake.stop()
+    med = {name: (statistics.median(a for a, _ in ts), statistics.median(b for _, b in ts)) for name, ts in times.items()}
+    (rf, rt), (df, dt) = med["runner"], med["direct"]
+    print(f"local ask, whole process (fake Ollama, first token after {ttft_s * 1000:.0f} ms; median of {RUNS}):")
+    print(f"  first byte on stdout: runner {rf * 1000:.0f} ms vs direct httpx {df * 1000:.0f} ms → {rf / df:.2f}x (goal ≤ 1.5x)")
+    print(f"  whole process:        runner {rt * 1000:.0f} ms vs direct httpx {dt * 1000:.0f} ms → {rt / dt:.2f}x (goal ≤ 1.5x)")
 
 
 async def direct_call(url: str, client) -> tuple[float, float]:
@@ -65,8 +164,9 @@ async def bench_overhead(n: int = 40) -> None:
     import httpx
 
     from runner.config import load_config
+    from runner.options import GenerationOptions
     from runner.request import Request
-from runner.session import Session
+    from runner.session import Session
     from tests.fakes.openai import FakeOpenAI
 
     fake = FakeOpenAI(models={"gpt-4.1": 1_047_576})
@@ -83,7 +183,7 @@ from runner.session import Session
         for i in range(n + 3):
             d = await direct_call(fake.url, client)
             prepared = await session.prepare(Request(prompt="hello", task="general", model="openai/gpt-4.1",
-                                                     options={"max_output_tokens": 200}))
+                                                     options=GenerationOptions(max_output_tokens=200)))
             t0 = time.perf_counter()
             first = []
             result, _ = await session.answer(prepared, on_event=lambda ref, ev: first or first.append(time.perf_counter()))
@@ -107,7 +207,7 @@ def bench_plan(n: int = 20000) -> None:
     from runner.config import load_config
     from runner.pricing import Pricing
     from runner.availability import Availability, LocalModel, OllamaStatus
-from runner.router import Need, plan
+    from runner.router import Need, plan
 
     config = load_config()
     avail = Availability(
@@ -127,5 +227,6 @@ from runner.router import Need, plan
 
 if __name__ == "__main__":
     bench_help()
-    asyncio.run(bench_overhead())
-    bench_plan()
+    bench_process()
+    asyncio.run(bench_overhead(10 if QUICK else 40))
+    bench_plan(2000 if QUICK else 20000)

@@ -10,7 +10,7 @@ and the benchmark prints the measured time over it (target ≤ 1.3), for the def
 long building and rendering the reports took.
 
 The first run in the process is "cold", as a fresh `runner compare` is: before any call it imports
-the Ollama client and the price data and builds each provider's HTTP client (compare's warm-up,
+the price data and builds each provider's HTTP client (compare's warm-up,
 so that no cell's latency includes them); that one-time cost is printed apart. Later runs are warm
 (their warm-up only builds new HTTP clients); the median of those is the figure to compare.
 """
@@ -105,7 +105,7 @@ WARM_UP: list[float] = []
 
 
 def time_warm_up() -> None:
-    import runner.compare.model as compare
+    import runner.compare.run as compare
 
     original = compare._warm_up
 
@@ -121,8 +121,8 @@ def time_warm_up() -> None:
 
 async def one_run(n_prompts: int, concurrency: int) -> tuple[float, float, int, int]:
     from runner.compare.model import Column, Plan, PromptItem
-from runner.compare.run import run_comparison
-    from runner.compare.report import build_report, local_checker
+    from runner.compare.report import build_report
+    from runner.compare.run import run_comparison
     from runner.config import load_config
     from runner.limits import Limits
     from runner.render.compare_html import render_html
@@ -144,7 +144,7 @@ from runner.compare.run import run_comparison
     finally:
         await session.aclose()
     start = time.perf_counter()
-    report = build_report(comp, local_checker(config))
+    report = build_report(comp, config.is_local)
     render_html(report)
     render_markdown(report)
     rendered = time.perf_counter() - start

@@ -114,7 +114,7 @@ def test_failing_model_shows_its_reason_and_keeps_the_others(cli, hosted, fake_a
         fake_anthropic.push_fault(Fault(status=500, error_type="api_error", message="Internal server error"))
     args = ["Explain the CAP theorem", *THREE[:4], "-m", "anthropic/claude-sonnet-4-6"]
     r = cli("compare", *args)
-    assert r.code == 0, r.stderr
+    assert r.code == 1, r.stderr  # a failed answer is exit 1, as in batch
     assert "✗ failed" in r.stdout and "HTTP 500" in r.stdout and "Internal server error" in r.stdout
     assert "[gpt-4.1] saw" in r.stdout and "[deepseek-flash] saw" in r.stdout
     assert "Traceback" not in r.stderr
@@ -216,7 +216,7 @@ def test_prompt_set_terminal_summary(cli, hosted, fake_anthropic, use, tmp_path)
     path = tmp_path / "set.txt"
     path.write_text("one\n\ntwo\n\nthree\n\nfour\n")
     r = cli("compare", "--prompts", str(path), *THREE, "-m", "anthropic/claude-sonnet-4-6")
-    assert r.code == 0, r.stderr
+    assert r.code == 1, r.stderr  # one failed answer
     out = r.stdout
     assert "Per model" in out and "p50 total" in out and "p95 total" in out and "fastest" in out and "cheapest" in out
     summary = out[out.index("Per model"):]
@@ -424,7 +424,7 @@ def _markup(page: str) -> tuple[set[str], set[str]]:
     (["compare", "hi", "--tasks", "codin"], "unknown task 'codin' (did you mean 'coding'?)"),
     (["compare", "-m", "openai/gpt-4.1"], "no prompt"),
     (["compare", "hi", "-m", "openai/gpt-4.1", "--judge", "judge"], "must be written provider/model"),
-    (["compare", "hi", "-m", "openai/gpt-4.1", "-c", "0"], "--concurrency must be at least 1"),
+    (["compare", "hi", "-m", "openai/gpt-4.1", "-c", "0"], "--concurrency must be a whole number, 1 or more, not 0"),
     (["compare", "hi", "-m", "openai/gpt-4.1", "--prompts", "x.txt"], "either a prompt or --prompts FILE"),
     (["compare", "-m", "openai/gpt-4.1", "--prompts", "/nonexistent/set.jsonl"], "/nonexistent/set.jsonl: no such file"),
     (["compare", "hi", "-m", "openai/gpt-4.1", "-f", "/nonexistent/doc.md"], "/nonexistent/doc.md: no such file"),

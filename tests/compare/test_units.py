@@ -86,7 +86,7 @@ def test_judge_prompt_is_anonymous_and_maps_back():
 def test_marks_summary_and_ties():
     comp = comparison([
         [cell("openai/gpt-4.1", 100, 0.002), cell("deepseek/deepseek-flash", 300, 0.0001), cell("ollama/qwen2.5:7b", 200, 0.0)],
-        [cell("openai/gpt-4.1", 150, 0.002), cell("deepseek/deepseek-flash", 120, 0.0001),
+        [cell("openai/gpt-4.1", 150, 0.002), cell("deepseek/deepseek-flash", 60, 0.0001),
          cell("ollama/qwen2.5:7b", ok=False, error="every model failed: ollama/qwen2.5:7b: HTTP 500: oom")],
         [cell("openai/gpt-4.1", 150, None), cell("deepseek/deepseek-flash", ok=False, error="x"), cell("ollama/qwen2.5:7b", ok=False, error="y")],
     ])
@@ -104,6 +104,18 @@ def test_marks_summary_and_ties():
     assert gpt.p50_latency_ms == 150 and gpt.p95_latency_ms == 150 and gpt.cost_usd == pytest.approx(0.004)
     assert gpt.unknown_cost == 1
     assert report.failures == 3 and report.total_cost_usd == pytest.approx(0.0042)
+
+
+@pytest.mark.parametrize("latencies,fastest", [
+    ((1000, 1003, 1500), [False, False, False]),  # 3 ms ahead: nobody would notice
+    ((100, 140, 300), [False, False, False]),  # 40 ms: under the 50 ms a person notices
+    ((1000, 1060, 2000), [False, False, False]),  # 60 ms but 6%: under 10%
+    ((1000, 1200, 1300), [True, False, False]),
+    ((300, 100, 200), [False, True, False]),
+])
+def test_fastest_only_for_a_lead_a_person_notices(latencies, fastest):
+    comp = comparison([[cell(m, t) for m, t in zip(("openai/gpt-4.1", "deepseek/deepseek-flash", "ollama/qwen2.5:7b"), latencies)]])
+    assert [v.fastest for v in build_report(comp).prompts[0].cells] == fastest
 
 
 def test_equal_costs_are_no_win():

@@ -24,8 +24,10 @@ first block's start/delta, then the body ends cleanly (no message_delta, no mess
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
+from . import tools as tooling
 from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, deep_merge, dumps, json_reply
 from .tokens import (
     MESSAGE_OVERHEAD,
@@ -65,6 +67,16 @@ def _bad(message: str) -> Reply:
 
 def _ev(type_: str, data: dict[str, Any]) -> bytes:
     return f"event: {type_}\ndata: {dumps(data)}\n\n".encode()
+
+
+def _block_text(b: dict[str, Any]) -> str:
+    """The text a content block puts in front of the model (tool calls and results included)."""
+    kind = b.get("type")
+    if kind == "tool_result":
+        return content_text(b.get("content"))
+    if kind == "tool_use":
+        return json.dumps(b.get("input"))
+    return content_text(b) if kind in ("text", None) else content_text(b.get("text"))
 
 
 class FakeAnthropic(FakeServer):
@@ -137,13 +149,76 @@ class FakeAnthropic(FakeServer):
                 return _bad(f"messages.{i}.content: Input should be a valid string or list")
             texts = []
             for j, b in enumerate(blocks):
-                t = content_text(b) if b.get("type") in ("text", None) else content_text(b.get("text"))
+                t = _block_text(b)
                 texts.append(t)
                 units.append(((role, t), count_tokens(t) + (MESSAGE_OVERHEAD if j == 0 else 0), b.get("cache_control") or None))
             if not blocks:
                 units.append(((role, ""), MESSAGE_OVERHEAD, None))
             norm.append({"role": role, "content": "\n".join(texts)})
         return norm, units
+
+    def _tool_turn(self, body: dict[str, Any], name: str, messages: list[dict[str, Any]], prompt: int,
+                   max_tokens: int) -> Any:
+        """Tools (see tools.py): a 400 for tool blocks without `tools` or a tool_result that answers
+        no tool_use of the previous assistant turn; the tool_use reply when one is due; else None
+        (a turn of tool results becomes a "tool" message in ``messages`` for the reply text)."""
+        raw = body["messages"]
+        offered = body.get("tools") or []
+        offset = len(messages) - len(raw)  # the system prompt, when there is one
+        previous: dict[str, str] = {}  # the last assistant turn's tool_use ids → names
+        for i, m in enumerate(raw):
+            blocks = m["content"] if isinstance(m["content"], list) else []
+            kinds = {b.get("type") for b in blocks if isinstance(b, dict)}
+            if kinds & {"tool_use", "tool_result"} and not offered:
+                return _bad("Requests which include `tool_use` or `tool_result` blocks must define tools.")
+            results = [b for b in blocks if b.get("type") == "tool_result"]
+            for b in results:
+                if b.get("tool_use_id") not in previous:
+                    return _bad(f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: "
+                                f"{b.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                                "`tool_use` block in the previous message.")
+            if results:
+                messages[offset + i].update(role="tool", name=previous[results[-1]["tool_use_id"]])
+            if m["role"] == "assistant":
+                previous = {b.get("id"): b.get("name") for b in blocks if b.get("type") == "tool_use"}
+        if offered:
+            self.tool_requests += 1
+        for t in offered:
+            if not isinstance(t, dict) or not t.get("name") or not isinstance(t.get("input_schema"), dict):
+                return _bad("tools.0.custom.input_schema: Field required")
+        choice = body.get("tool_choice") or {"type": "auto"}
+        last = raw[-1]
+        ends_with_user_text = last["role"] == "user" and messages[-1]["role"] != "tool"
+        if not offered or choice.get("type") == "none" or not ends_with_user_text:
+            return None
+        tool = tooling.pick([(t["name"], t["input_schema"]) for t in offered],
+                            choice.get("name") if choice.get("type") == "tool" else None)
+        if tool is None:
+            return _bad(f"tool_choice.tool.name: tool '{choice.get('name')}' not found in tools")
+        args = tooling.args_for(tool[1])
+        mid, tid = f"msg_fake{next(self._ids):020d}", f"toolu_fake{next(self._ids):014d}"
+        usage = {"input_tokens": prompt + tooling.tools_tokens(offered), "cache_creation_input_tokens": 0,
+                 "cache_read_input_tokens": 0, "output_tokens": tooling.output_tokens(args)}
+        if not body.get("stream"):
+            return json_reply(200, {"id": mid, "type": "message", "role": "assistant", "model": name,
+                                    "content": [{"type": "tool_use", "id": tid, "name": tool[0], "input": args}],
+                                    "stop_reason": "tool_use", "stop_sequence": None, "usage": usage})
+        events = [_ev("message_start", {"type": "message_start", "message": {
+            "id": mid, "type": "message", "role": "assistant", "model": name, "content": [], "stop_reason": None,
+            "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}}),
+            _ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                        "content_block": {"type": "tool_use", "id": tid, "name": tool[0], "input": {}}})]
+        # An empty input streams no input_json_delta at all, as the real API does.
+        text = tooling.args_json(args) if args else ""
+        events += [_ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                               "delta": {"type": "input_json_delta", "partial_json": piece}})
+                   for piece in (tooling.fragments(text) if text else [])]
+        events += [_ev("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                   _ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use",
+                                                                            "stop_sequence": None},
+                                         "usage": {"output_tokens": usage["output_tokens"]}}),
+                   _ev("message_stop", {"type": "message_stop"})]
+        return StreamReply(events, 200, "text/event-stream; charset=utf-8")
 
     def _cache(self, name: str, units: list[tuple[Any, int, Any]]) -> tuple[int, int, int]:
         """(cache_read, cache_write, of which 1h writes) for this prompt, then remember its breakpoints."""
@@ -231,6 +306,9 @@ class FakeAnthropic(FakeServer):
                 return _bad("temperature: range: 0..1")
             if budget is not None and temp != 1:
                 return _bad("`temperature` may only be set to 1 when thinking is enabled. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#feature-compatibility")
+        turn = self._tool_turn(body, name, messages, prompt, max_tokens)
+        if turn is not None:
+            return turn
         if prompt > window:
             return _bad(f"prompt is too long: {prompt} tokens > {window} maximum")
         if prompt + max_tokens > window:

@@ -71,3 +71,30 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
 def fake_gemini() -> Iterator[FakeGemini]:
     with FakeGemini(GEMINI_MODELS, thinking=GEMINI_THINKING) as server:
         yield server
+
+
+# --- provider batch APIs (runner batch --deferred) ---------------------------------------------
+
+
+@pytest.fixture
+def fake_openai_batch():
+    from .batch_openai import FakeOpenAIBatch
+
+    with FakeOpenAIBatch(OPENAI_MODELS, reasoning=OPENAI_REASONING) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_anthropic_batch():
+    from .batch_anthropic import FakeAnthropicBatch
+
+    with FakeAnthropicBatch(ANTHROPIC_MODELS) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_gemini_batch():
+    from .batch_gemini import FakeGeminiBatch
+
+    with FakeGeminiBatch(GEMINI_MODELS, thinking=GEMINI_THINKING) as server:
+        yield server

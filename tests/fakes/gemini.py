@@ -35,6 +35,7 @@ import json
 import re
 from typing import Any
 
+from . import tools as tooling
 from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, deep_merge
 from .tokens import MESSAGE_OVERHEAD, PrefixCache, chunk_words, count_tokens, cut_output, head_tokens, message_tokens
 
@@ -78,6 +79,15 @@ def _ok(obj: Any) -> Reply:
 def _get(d: dict, camel: str, snake: str) -> Any:
     v = d.get(camel)
     return d.get(snake) if v is None else v
+
+
+def _part_text(p: dict[str, Any]) -> str:
+    """What a part puts in front of the model: its text, or a function call or response as JSON."""
+    if isinstance(p.get("functionCall"), dict):
+        return json.dumps(p["functionCall"].get("args"))
+    if isinstance(p.get("functionResponse"), dict):
+        return json.dumps(p["functionResponse"].get("response"))
+    return p.get("text") or ""
 
 
 class FakeGemini(FakeServer):
@@ -174,9 +184,64 @@ class FakeGemini(FakeServer):
             parts = c.get("parts")
             if not isinstance(parts, list) or not parts:
                 return _err(400, f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.\n")
-            text = "".join(p.get("text") or "" for p in parts if isinstance(p, dict) and not p.get("thought"))
+            text = "".join(_part_text(p) for p in parts if isinstance(p, dict) and not p.get("thought"))
             norm.append({"role": "user" if role == "user" else "assistant", "content": text})
         return norm
+
+    def _tool_turn(self, req: Recorded, body: dict[str, Any], name: str, messages: list[dict[str, Any]],
+                   prompt: int, method: str) -> Any:
+        """Tools (see tools.py): a 400 for a functionResponse that answers no functionCall of the
+        previous model turn (or a different number of them); the functionCall reply when one is
+        due; else None (a turn of responses becomes a "tool" message for the reply text)."""
+        contents = body["contents"]
+        offset = len(messages) - len(contents)
+        called: list[str] = []
+        for i, c in enumerate(contents):
+            parts = [p for p in c.get("parts") or [] if isinstance(p, dict)]
+            answers = [p["functionResponse"] for p in parts if isinstance(p.get("functionResponse"), dict)]
+            if answers:
+                if len(answers) != len(called):
+                    return _err(400, "Please ensure that the number of function response parts is equal to the "
+                                     "number of function call parts of the function call turn.")
+                for a in answers:
+                    if a.get("name") not in called:
+                        return _err(400, f"* GenerateContentRequest.contents[{i}].parts: function response "
+                                         f"'{a.get('name')}' does not match any function call of the previous turn.\n")
+                    if not isinstance(a.get("response"), dict):
+                        return _err(400, f"* GenerateContentRequest.contents[{i}].parts.function_response.response: "
+                                         "must be an object.\n")
+                messages[offset + i].update(role="tool", name=answers[-1]["name"],
+                                            content=json.dumps(answers[-1]["response"]))
+            called = [p["functionCall"].get("name") for p in parts if isinstance(p.get("functionCall"), dict)]
+        declarations = [d for t in body.get("tools") or [] for d in (t.get("functionDeclarations") or [])]
+        if declarations:
+            self.tool_requests += 1
+        for d in declarations:
+            if not d.get("name"):
+                return _err(400, "* GenerateContentRequest.tools[0].function_declarations[0].name: Name cannot be empty.\n")
+            if "parameters" in d and "parametersJsonSchema" in d:
+                return _err(400, "Only one of parameters and parametersJsonSchema may be set.")
+        fcc = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+        mode = fcc.get("mode", "AUTO")
+        if not declarations or mode == "NONE" or contents[-1].get("role", "user") != "user" \
+                or messages[-1]["role"] == "tool":
+            return None
+        allowed = fcc.get("allowedFunctionNames") or []
+        tool = tooling.pick([(d["name"], d.get("parametersJsonSchema") or d.get("parameters")) for d in declarations],
+                            allowed[0] if allowed else None)
+        if tool is None:
+            return _err(400, "allowedFunctionNames names a function that is not declared.")
+        args = tooling.args_for(tool[1])
+        out = tooling.output_tokens(args)
+        total = prompt + tooling.tools_tokens(body.get("tools"))
+        response = {"candidates": [{"content": {"parts": [{"functionCall": {"name": tool[0], "args": args}}],
+                                                "role": "model"}, "finishReason": "STOP", "index": 0}],
+                    "usageMetadata": {"promptTokenCount": total, "candidatesTokenCount": out,
+                                      "totalTokenCount": total + out},
+                    "modelVersion": name, "responseId": f"fake{next(self._ids):012d}"}
+        if method == "generateContent":
+            return _ok(response)
+        return self._stream(req, [_line(response)], None)
 
     async def _generate(self, req: Recorded, name: str, method: str) -> Any:
         body = req.json
@@ -200,6 +265,9 @@ class FakeGemini(FakeServer):
         prompt = message_tokens(messages)
         if method == "countTokens":
             return _ok({"totalTokens": prompt, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]})
+        turn = self._tool_turn(req, body, name, messages, prompt, method)
+        if turn is not None:
+            return turn
         if prompt > window:
             return _err(400, f"The input token count ({prompt}) exceeds the maximum number of tokens allowed ({window}).")
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from . import tools as tooling
 from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, deep_merge
 from .tokens import chunk_words, content_text, count_tokens, cut_output, message_tokens, truncate_messages
 
@@ -333,7 +334,8 @@ class FakeOllama(FakeServer):
         if not isinstance(raw, list):
             return _err(400, "json: cannot unmarshal messages")
         messages = [
-            {"role": str(m.get("role", "user")), "content": content_text(m.get("content"))}
+            {"role": str(m.get("role", "user")), "content": content_text(m.get("content")),
+             **({"name": m["tool_name"]} if m.get("tool_name") else {})}
             for m in raw
             if isinstance(m, dict)
         ]
@@ -353,6 +355,10 @@ class FakeOllama(FakeServer):
         load_only = fault is not None and fault.finish_reason in ("load", "unload")
         if (self.load_requests and not raw) or load_only:
             return self._load_only(key, name, window, keep_alive, fault.finish_reason if load_only else None)
+
+        turn = self._tool_turn(body, name, model, raw, messages, t_start)
+        if turn is not None:
+            return turn
 
         prompt = message_tokens(messages)
         reported_prompt = None  # what prompt_eval_count says after a silent cut, if not the kept size
@@ -471,6 +477,44 @@ class FakeOllama(FakeServer):
             ) + b"\n"
 
         return StreamReply(lines(), 200, "application/x-ndjson")
+
+    def _tool_turn(self, body: dict[str, Any], name: str, model: FakeModel, raw: list, messages: list[dict[str, Any]],
+                   t_start: int) -> Any:
+        """Tools (see tools.py): a 400 for tools sent to a model without the capability or a tool
+        message with no call before it; the tool_calls reply when one is due; else None."""
+        offered = body.get("tools") or []
+        if offered:
+            self.tool_requests += 1
+            if "tools" not in model.capabilities:
+                return _err(400, f'registry.ollama.ai/library/{name} does not support tools')
+        called: list[str] = []
+        for i, m in enumerate(raw):
+            if not isinstance(m, dict):
+                continue
+            if m.get("tool_calls"):
+                called = [(c.get("function") or {}).get("name") for c in m["tool_calls"]]
+            if m.get("role") == "tool":
+                if not called or (m.get("tool_name") and m["tool_name"] not in called):
+                    return _err(400, f"messages[{i}]: a tool message needs an assistant message with its tool_calls before it")
+                messages[i].setdefault("name", m.get("tool_name") or called[0])
+        if not offered or not raw or raw[-1].get("role") != "user":
+            return None
+        tool = tooling.pick([((t.get("function") or {}).get("name"), (t.get("function") or {}).get("parameters"))
+                             for t in offered], None)
+        args = tooling.args_for(tool[1])
+        now = datetime.now(timezone.utc)
+        prompt = message_tokens(messages) + tooling.tools_tokens(offered)
+        t_end = time.perf_counter_ns()
+        final = {"model": name, "created_at": _iso(now), "done": True, "done_reason": "stop",
+                 "total_duration": max(1, t_end - t_start), "load_duration": WARM_LOAD_NS,
+                 "prompt_eval_count": prompt, "prompt_eval_duration": 1000,
+                 "eval_count": tooling.output_tokens(args), "eval_duration": 1000}
+        call = {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": tool[0], "arguments": args}}]}
+        if body.get("stream", True) is False:
+            return Reply(200, _go_json({**final, "message": call}), "application/json; charset=utf-8")
+        lines = [_go_json({"model": name, "created_at": _iso(now), "message": call, "done": False}) + b"\n",
+                 _go_json({**final, "message": {"role": "assistant", "content": ""}}) + b"\n"]
+        return StreamReply(lines, 200, "application/x-ndjson")
 
     def _load_only(self, key: str, name: str, window: int, keep_alive: float | None, reason: str | None) -> Reply:
         """Ollama's answer to a request with no messages (routes.go ChatHandler): load, or unload

@@ -48,6 +48,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
+from . import tools as tooling
 from .server import ABORT, DROP, FakeServer, Recorded, Reply, StreamReply, deep_merge, dumps, json_reply
 from .tokens import (
     MESSAGE_OVERHEAD,
@@ -341,6 +342,10 @@ class FakeOpenAI(FakeServer):
                 param=limit_name,
             )
 
+        turn = self._tool_turn(body, name, raw, messages)
+        if turn is not None:
+            return turn
+
         prompt = message_tokens(messages)
         stream = bool(body.get("stream"))
         if self.flavor == "ollama":
@@ -486,6 +491,61 @@ class FakeOpenAI(FakeServer):
             yield end + b"data: [DONE]\n\n"
 
         return StreamReply(events(), 200, "text/event-stream; charset=utf-8", None, ping)
+
+    def _tool_turn(self, body: dict[str, Any], name: str, raw: list, messages: list[dict[str, Any]]) -> Any:
+        """Tools (see tools.py): a 400 for a tool result that answers no call, the reply with a
+        tool call when one is due, else None (an ordinary answer; a tool result's names are
+        written into ``messages`` for the reply text)."""
+        calls: dict[str, str] = {}
+        for i, m in enumerate(raw):
+            for c in m.get("tool_calls") or []:
+                calls[c.get("id")] = (c.get("function") or {}).get("name")
+            if m.get("role") == "tool":
+                if m.get("tool_call_id") not in calls:
+                    return _err(400, "Invalid parameter: messages with role 'tool' must be a response to a "
+                                     "preceeding message with 'tool_calls'.", param=f"messages.[{i}].role")
+                messages[i]["name"] = calls[m["tool_call_id"]]
+        offered = body.get("tools") or []
+        if offered:
+            self.tool_requests += 1
+        choice = body.get("tool_choice")
+        if not offered or choice == "none" or raw[-1].get("role") != "user":
+            return None
+        forced = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+        tool = tooling.pick([((t.get("function") or {}).get("name"), (t.get("function") or {}).get("parameters"))
+                             for t in offered], forced)
+        if tool is None:
+            return _err(400, f"Invalid value for 'tool_choice': no function named '{forced}' was specified in "
+                             "the 'tools' parameter.", param="tool_choice")
+        args = tooling.args_for(tool[1])
+        text = tooling.args_json(args)
+        cid, created, call_id = f"chatcmpl-fake{next(self._ids):06d}", int(time.time()), f"call_fake{next(self._ids):06d}"
+        prompt = message_tokens(messages) + tooling.tools_tokens(offered)
+        done = tooling.output_tokens(args)
+        usage = {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
+        call = {"id": call_id, "type": "function", "function": {"name": tool[0], "arguments": text}}
+        if not body.get("stream"):
+            return json_reply(200, {"id": cid, "object": "chat.completion", "created": created, "model": name,
+                                    "choices": [{"index": 0, "logprobs": None, "finish_reason": "tool_calls",
+                                                 "message": {"role": "assistant", "content": None,
+                                                             "tool_calls": [call], "refusal": None}}],
+                                    "usage": usage})
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            out = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
+                   "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
+            return b"data: " + dumps(out).encode() + b"\n\n"
+
+        first = {"index": 0, "id": call_id, "type": "function", "function": {"name": tool[0], "arguments": ""}}
+        events = [chunk({"role": "assistant", "content": None, "tool_calls": [first]})]
+        events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                   for piece in tooling.fragments(text)]
+        end = chunk({}, "tool_calls")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            end += b"data: " + dumps({"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
+                                      "choices": [], "usage": usage}).encode() + b"\n\n"
+        events.append(end + _DONE)
+        return StreamReply(events, 200, "text/event-stream; charset=utf-8")
 
     def _llamacpp_events(self, cid: str, created: int, name: str, content: str, finish: str,
                          fault: Any, start: int):

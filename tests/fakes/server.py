@@ -175,6 +175,7 @@ class FakeServer:
         self.stream_as_json = False
         self.url = ""
         self.requests: list[Recorded] = []
+        self.tool_requests = 0  # generation requests that offered tools (tools.py)
         self.errors: list[BaseException] = []  # exceptions raised inside the fake's handlers (bugs)
         self.max_concurrent_seen = 0
         self.connections_opened = 0
@@ -291,7 +292,13 @@ class FakeServer:
 
     def reply_text(self, model: str, messages: list[dict[str, str]]) -> str:
         r = self.replies.get(model)
-        return r if r is not None else self.default_reply(model, messages)
+        if r is not None:
+            return r
+        if messages and messages[-1].get("role") == "tool":  # the answer after a tool ran (tools.py)
+            from .tools import tool_result_reply
+
+            return tool_result_reply(model, messages[-1].get("name") or "?", messages[-1].get("content") or "")
+        return self.default_reply(model, messages)
 
     async def generating(self, n_chunks: int) -> None:
         """For non-streamed replies: the time a stream of ``n_chunks`` would have taken."""

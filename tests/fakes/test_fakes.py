@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from tests.fakes.reading import sse_data, sse_events
 from tests.fakes import Fault, FakeAnthropic, FakeGemini, FakeModel, FakeOllama, FakeOpenAI, count_tokens
 from tests.fakes.tokens import chunk_words, head_tokens, message_tokens, tail_tokens, truncate_messages
 
@@ -24,30 +25,6 @@ def long_doc(n_words: int, head: str = "ALPHA BRAVO CHARLIE", tail: str = "YANKE
     """``head`` + n filler words (1 token each) + ``tail``."""
     filler = " ".join(f"w{i % 97}" for i in range(n_words))
     return f"{head} {filler} {tail}"
-
-
-def sse_data(text: str) -> list[str]:
-    """The ``data:`` payloads of an SSE body, in order."""
-    out = []
-    for event in text.replace("\r\n", "\n").split("\n\n"):
-        for line in event.split("\n"):
-            if line.startswith("data: "):
-                out.append(line[6:])
-    return out
-
-
-def sse_events(text: str) -> list[tuple[str, dict]]:
-    out = []
-    for event in text.split("\n\n"):
-        name, data = None, None
-        for line in event.split("\n"):
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data = json.loads(line[6:])
-        if name:
-            out.append((name, data))
-    return out
 
 
 def ndjson(text: str) -> list[dict]:

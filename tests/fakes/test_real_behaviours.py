@@ -10,7 +10,8 @@ import time
 import httpx
 import pytest
 
-from tests.fakes import NGINX_502, Fault, FakeAnthropic, FakeGemini, FakeModel, FakeOllama, FakeOpenAI, nginx_502
+from tests.fakes.reading import sse_data, sse_events
+from tests.fakes import NGINX_502, Fault, FakeAnthropic, FakeGemini, FakeOllama, FakeOpenAI, nginx_502
 from tests.fakes.tokens import count_tokens, token_ids
 
 ANTHROPIC_HEADERS = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
@@ -18,30 +19,6 @@ GEMINI_KEY = {"x-goog-api-key": "test-key"}
 OPENAI_KEY = {"authorization": "Bearer test-key"}
 REPLY = " ".join(f"word{i}" for i in range(24))  # 24 words: 6 stream chunks of 4 words
 USER = [{"role": "user", "content": "hello there"}]
-
-
-def sse_data(text: str) -> list[str]:
-    """The ``data:`` payloads of an SSE body, in order."""
-    out = []
-    for event in text.replace("\r\n", "\n").split("\n\n"):
-        for line in event.split("\n"):
-            if line.startswith("data: "):
-                out.append(line[6:])
-    return out
-
-
-def sse_events(text: str) -> list[tuple[str, dict]]:
-    out = []
-    for event in text.split("\n\n"):
-        name, data = None, None
-        for line in event.split("\n"):
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data = json.loads(line[6:])
-        if name:
-            out.append((name, data))
-    return out
 
 
 def words_doc(n: int) -> str:

@@ -21,11 +21,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("config and inputs", ("runner.config", "runner.documents", "runner.prompts", "runner.store")),
     ("routing", ("runner.request", "runner.pricing", "runner.availability", "runner.router", "runner.estimate",
                  "runner.records")),
-    ("execution", ("runner.limits", "runner.meter", "runner.execute", "runner.stats")),
+    ("execution", ("runner.limits", "runner.dispatch", "runner.meter", "runner.execute", "runner.stats")),
     ("long documents", ("runner.longdoc",)),
     ("session", ("runner.session", "runner.engine")),
     ("commands' cores", ("runner.batch", "runner.compare")),
     ("render", ("runner.render",)),
+    ("serve", ("runner.serve",)),
     ("cli", ("runner.cli", "runner.__main__")),
 ]
 

@@ -107,8 +107,29 @@ def config(home):
 
 
 def test_learned_factor_is_a_robust_median_per_family(config):
-    rows = [("ollama/qwen2.5:7b", 1200, 1000)] * 2 + [("ollama/qwen2.5:14b", 1300, 1000)] \
-        + [("ollama/qwen2.5:14b", 30, 1000)]  # a prompt-cache hit: discarded
-    rows += [("openai/gpt-4.1", 900, 1000)] * 2  # two calls: too few to learn from
-    rows += [("gemini/gemini-2.5-pro", 1100, 100)] * 5  # too small to learn from
-    assert learned_factors(config, rows) == {"ollama/qwen2.5": 1.2}
+    rows = [("ollama/qwen2.5:7b", 1200, 1000, "prose")] * 2 + [("ollama/qwen2.5:14b", 1300, 1000, "prose")] \
+        + [("ollama/qwen2.5:14b", 30, 1000, "prose")]  # a prompt-cache hit: discarded
+    rows += [("openai/gpt-4.1", 900, 1000, "prose")] * 2  # two calls: too few to learn from
+    rows += [("gemini/gemini-2.5-pro", 1100, 100, "prose")] * 5  # too small to learn from
+    rows += [("openai/gpt-4.1", 900, 1000, None)] * 5  # logged before kinds were recorded: unknown kind
+    assert learned_factors(config, rows) == {"ollama/qwen2.5|prose": 1.2}
+
+
+def test_corrections_are_learned_per_kind_of_text(config):
+    """Seen: three Japanese calls to one hosted provider moved its factor so that an English
+    prompt then came out 37% low. Each kind of text learns its own correction."""
+    from runner.estimate import build_need, request_stats
+    from runner.tokens import text_kind
+
+    japanese = "日本語の文章はトークンの数え方が違います。" * 200
+    english = "The plan changed again this week and nobody knew why. " * 200
+    assert text_kind(text_stats(japanese)) == "cjk" and text_kind(text_stats(english)) == "prose"
+    assert text_kind(text_stats('{"a": [1, 2], "b": {"c": "d"}}' * 50)) == "structured"
+    assert text_kind(text_stats("for (i = 0; i < n; i++) { x(i); }\n" * 50)) == "code"
+    factors = learned_factors(config, [("anthropic/claude-sonnet-4-5", 1500, 1000, "cjk")] * 3)
+    assert factors == {"anthropic|cjk": 1.5}
+    refs = ["anthropic/claude-sonnet-4-5"]
+    en = build_need(request_stats(english, [], None), refs, config, factors, 100)
+    ja = build_need(request_stats(japanese, [], None), refs, config, factors, 100)
+    assert en.input_for(refs[0]) == en.raw_for(refs[0])  # English untouched by what Japanese taught
+    assert ja.input_for(refs[0]) > ja.raw_for(refs[0]) * 1.45
