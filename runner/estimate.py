@@ -15,7 +15,7 @@ from typing import Iterable
 from .availability import Availability
 from .config import Config, Profile
 from .documents import Document
-from .router import ModelEstimate, Need, Pricer, RoutePlan, plan
+from .router import MIN_OUTPUT_TOKENS, Attempt, ModelEstimate, Need, Pricer, RoutePlan, Skip, pick_num_ctx, plan
 from .tokens import (
     LEARN_MIN_ESTIMATE,
     MESSAGE_OVERHEAD,
@@ -97,8 +97,9 @@ def estimator_for(ref: str, config: Config, factors: dict[str, float], kind: str
 
 
 def build_need(stats: RequestStats, refs: Iterable[str], config: Config, factors: dict[str, float],
-               output_tokens: int, extra_messages: int = 0) -> Need:
-    """The Need for the router: a default estimate plus each candidate's own."""
+               output_tokens: int, extra_messages: int = 0, exact: dict[str, int] | None = None) -> Need:
+    """The Need for the router: a default estimate plus each candidate's own. `exact`: models whose
+    server counted this very request (ref → input tokens): routing takes that count, no margin."""
     overhead = (stats.messages + extra_messages) * MESSAGE_OVERHEAD
     total = stats.total
     kind = text_kind(total)
@@ -108,7 +109,9 @@ def build_need(stats: RequestStats, refs: Iterable[str], config: Config, factors
         est = estimator_for(ref, config, factors, kind)
         raw = est.raw(total) + overhead
         tokens = est(total) + overhead
-        if est.family != "default" or est.factor is not None:
+        if exact and ref in exact:  # the log still records the estimator's figure, to learn from
+            per_model[ref] = ModelEstimate(exact[ref], raw, est.family, None, exact=True)
+        elif est.family != "default" or est.factor is not None:
             per_model[ref] = ModelEstimate(tokens, raw, est.family, est.factor)
     return Need(base, output_tokens, per_model=per_model, text_kind=kind)
 
@@ -147,13 +150,40 @@ class Planner:
     max_cost_usd: float | None = None
     options: dict = field(default_factory=dict)  # the command's generation options, given ones only
 
-    def need(self, stats: RequestStats) -> Need:
+    def need(self, stats: RequestStats, exact: dict[str, int] | None = None) -> Need:
         return build_need(stats, [c.model for c in self.profile.candidates], self.config, self.factors,
-                          self.output_tokens)
+                          self.output_tokens, exact=exact)
 
-    def plan(self, stats: RequestStats) -> RoutePlan:
-        return plan(self.need(stats), self.profile, self.config, self.availability, self.pricer,
+    def plan(self, stats: RequestStats, exact: dict[str, int] | None = None) -> RoutePlan:
+        """`exact`: servers' counts of this request (never of a chunk: stats must be the request's)."""
+        return plan(self.need(stats, exact), self.profile, self.config, self.availability, self.pricer,
                     local_only=self.local_only, max_cost_usd=self.max_cost_usd, options=self.options)
 
     def with_factors(self, factors: dict[str, float]) -> "Planner":
         return replace(self, factors=factors)
+
+
+def margin_dependent(route: RoutePlan) -> list[str]:
+    """The candidates whose routing decision rests on the estimate's margin:
+    those that would fit at the low end of the estimate but not at its high end
+    (low + output ≤ window < high + output: skipped as too long, or their answer capped), and
+    Ollama models whose num_ctx step differs between the two ends. An exact count decides these.
+    The models that fit come first (in the plan's order), then those skipped."""
+    need = route.need
+    out_tokens = need.output_tokens
+    refs = []
+    for item in (*route.attempts, *route.skipped):
+        ref = item.ref
+        if need.exact_for(ref) or not item.context:
+            continue
+        if isinstance(item, Skip) and not item.too_small:
+            continue
+        est = need.input_for(ref)
+        low, high = int(est * (1 - need.margin)), need.high_for(ref)
+        window = item.context
+        if low + min(out_tokens, MIN_OUTPUT_TOKENS) <= window < high + out_tokens:
+            refs.append(ref)
+        elif isinstance(item, Attempt) and item.protocol == "ollama" and "num_ctx" in item.backend_options:
+            if pick_num_ctx(low + out_tokens, window) != pick_num_ctx(high + out_tokens, window):
+                refs.append(ref)
+    return refs

@@ -80,7 +80,10 @@ def problem(name: str, value: Any) -> str | None:
     if value is None:
         return None
     what, ok = SPEC[name] if name in SPEC else REQUEST_ONLY[name]
-    return None if ok(value) else f"must be {what}, not {value!r}"
+    if ok(value):
+        return None
+    shown = repr(value)
+    return f"must be {what}, not {shown if len(shown) <= 60 else shown[:57] + '…'}"
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,8 @@ def display_url(url: str) -> str:
     # Everything up to the last '@' is userinfo, even a password with an unescaped '/' in it.
     rest = rest.rpartition("@")[2]
     return scheme + sep + rest
+
+
+def host_label(url: str) -> str:
+    """A host as tables show it: `display_url` without `http://` (an https:// stays: it says TLS)."""
+    return display_url(url).removeprefix("http://")

@@ -29,6 +29,7 @@ class ModelEstimate:
     raw: int  # the estimator's figure before the learned correction (what the log records)
     family: str = "default"
     factor: float | None = None  # learned correction, None while too few calls are logged
+    exact: bool = False  # `tokens` is the server's own count (count_tokens, /tokenize): no margin
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,19 @@ class Need:
         return est.raw if est is not None else self.input_tokens
 
     def high_for(self, ref: str) -> int:
+        if self.exact_for(ref):
+            return self.input_for(ref)
         return int(self.input_for(ref) * (1 + self.margin))
+
+    def exact_for(self, ref: str) -> bool:
+        est = self.per_model.get(ref)
+        return est is not None and est.exact
+
+    def shown_input(self, ref: str) -> str:
+        """The input size as a reason shows it: '~12K' for an estimate, '12,345 (exact count)'."""
+        if self.exact_for(ref):
+            return f"{self.input_for(ref):,} (exact count)"
+        return f"~{fmt_tokens(self.input_for(ref))}"
 
 
 @dataclass(frozen=True)
@@ -168,6 +181,7 @@ def _consider(
     want = need.high_for(ref) + out_tokens
     backend_options: dict = {}
     note = None
+    hosts: tuple[str, ...] = ()
 
     def fit_output(window: int) -> None:
         """A window too small for the planned answer but not for the prompt: answer shorter."""
@@ -180,27 +194,35 @@ def _consider(
 
     if provider.protocol == "ollama":
         status = availability.ollama.get(provider_name)
+        pooled = len(getattr(status, "hosts", ())) > 1
         if status is None or not status.reachable:
             why = f" ({status.error})" if status and status.error else ""
+            if pooled:  # the error names each host, without credentials
+                return Skip(ref, f"no Ollama host of {provider_name} reachable{why}")
             return Skip(ref, f"Ollama not reachable at {provider.shown_url}{why}")  # never credentials in OLLAMA_HOST
         local = status.models.get(model) or status.models.get(_with_latest(model))
-        if local is None:
-            return Skip(ref, f"not pulled (ollama pull {model})")
+        windows = _windows(status, model, config.settings.ollama_max_num_ctx)
+        if local is None or not windows:
+            return Skip(ref, f"not pulled (ollama pull {model})" + (" on any reachable host" if pooled else ""))
         if opts.get("tools") and local.capabilities and "tools" not in local.capabilities:  # /api/show
             return Skip(ref, "does not support tools", local=True)
         if opts.get("think") and local.capabilities and "thinking" not in local.capabilities:
             opts = {**opts, "think": None}  # asking would be a 400; the model simply answers
-        window = local.context_length or 4096
         ceiling = config.settings.ollama_max_num_ctx
-        limit = min(window, ceiling) if ceiling else window
+        window, limit, _ = max(windows.values(), key=lambda w: w[1])  # the largest any host allows
         fit_output(limit)
         if want > limit:
             what = f"{fmt_tokens(limit)} context" + (f" (max_num_ctx {fmt_tokens(ceiling)})" if ceiling and ceiling < window else "")
-            return Skip(ref, f"prompt ~{fmt_tokens(input_tokens)} tokens + {fmt_tokens(out_tokens)} output exceeds {what}",
+            return Skip(ref, f"prompt {need.shown_input(ref)} tokens + {fmt_tokens(out_tokens)} output exceeds {what}",
                         too_small=True, context=limit, local=True)
+        # Of a pool, only the hosts whose window holds the request; num_ctx fits the smallest of
+        # them, so whichever the dispatcher picks runs it as planned.
+        fits = {url: w for url, w in windows.items() if w[1] >= want}
+        limit = min(w[1] for w in fits.values())
+        hosts = tuple(fits) if pooled else ()
         # A client's own num_ctx (the gateway's Ollama clients) is a floor, never a cut.
         backend_options["num_ctx"] = pick_num_ctx(max(want, int(opts.get("num_ctx") or 0)), limit)
-        if version_at_least(status.version, (0, 12, 4)):
+        if all(version_at_least(w[2], (0, 12, 4)) for w in fits.values()):
             # Refuse to cut an over-long prompt instead of truncating it silently.
             backend_options["truncate"] = False
             backend_options["shift"] = False
@@ -219,15 +241,27 @@ def _consider(
         if context is not None:
             fit_output(context)
         if context is not None and want > context:
-            return Skip(ref, f"prompt ~{fmt_tokens(input_tokens)} tokens + {fmt_tokens(out_tokens)} output exceeds {fmt_tokens(context)} context",
+            return Skip(ref, f"prompt {need.shown_input(ref)} tokens + {fmt_tokens(out_tokens)} output exceeds {fmt_tokens(context)} context",
                         too_small=True, context=context, local=provider.local)
 
     est = pricer(ref, input_tokens, out_tokens)
     if max_cost is not None and est is not None and est > max_cost:
         return Skip(ref, f"estimated ${est:.2f} over max_cost_usd {max_cost:.2f}", context=context, local=provider.local)
     return Attempt(ref, provider_name, model, provider.protocol, context, opts, backend_options, est, provider.local,
-                   input_tokens, need.raw_for(ref), note)
+                   input_tokens, need.raw_for(ref), note, hosts=hosts)
 
 
 def _with_latest(model: str) -> str:
     return model if ":" in model else model + ":latest"
+
+
+def _windows(status, model: str, ceiling: int | None) -> dict[str, tuple[int, int, str | None]]:
+    """Each reachable host that has `model`: (its context length, the num_ctx it allows there —
+    capped by max_num_ctx —, its version). A status without a list of hosts is one host."""
+    out = {}
+    for host in getattr(status, "hosts", ()) or (status,):
+        found = host.models.get(model) or host.models.get(_with_latest(model))
+        if host.reachable and found is not None:
+            window = found.context_length or 4096
+            out[host.host] = (window, min(window, ceiling) if ceiling else window, host.version)
+    return out

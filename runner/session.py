@@ -12,9 +12,9 @@ import time
 from dataclasses import replace
 
 from .availability import Availability, gather_availability
-from .backends import BackendPool, ErrorKind
+from .backends import BackendPool, Call, ErrorKind, Timeouts
 from .config import Candidate, Config, Profile
-from .estimate import Planner, request_stats
+from .estimate import Planner, margin_dependent, request_stats
 from .execute import Executor, OnEvent, RunResult
 from .limits import Limits
 from .meter import AttemptResult
@@ -28,6 +28,8 @@ from .tokens import learning_key
 DEFAULT_OUTPUT_TOKENS = 1024
 MAX_REPLANS = 2
 OVERFLOW_MARGIN = 1.1
+COUNT_TIMEOUT_S = 5.0  # an exact count near a window boundary: waiting for a slot included
+MAX_EXACT_COUNTS = 3  # candidates counted per request, the first ones in the plan
 
 
 class StopRun(Exception):
@@ -106,7 +108,9 @@ class Session:
         return self._factors
 
     async def prepare(self, request: Request, availability: Availability | None = None,
-                      factors: dict[str, float] | None = None) -> Prepared:
+                      factors: dict[str, float] | None = None, count: bool = True) -> Prepared:
+        """Size and route a request. `count`: where a candidate's fit rests on the estimate's
+        margin, ask its server for an exact count first (see `exact_counts`)."""
         profile = self.profile_for(request)
         system = request.system if request.system is not None else profile.system
         messages = request.messages or [{"role": "user", "content": user_content(request.prompt, request.documents)}]
@@ -122,12 +126,58 @@ class Session:
             history = [*history, {"role": "system", "content": json.dumps(request.options.tools)}]
         stats = request_stats(request.prompt, request.documents, system, history)
         route = planner.plan(stats)
+        if count:
+            exact = await self.exact_counts(route, messages, system, request.options.tools)
+            if exact:
+                route = planner.plan(stats, exact)
         prepared = Prepared(request, profile, messages, system, route, stats, planner)
         if route.too_long and profile.too_long == "split" and request.documents:
             from .longdoc import plan_split
 
             prepared.split, prepared.split_error = plan_split(prepared)
         return prepared
+
+    async def exact_counts(self, route: RoutePlan, messages: list[dict], system: str | None,
+                           tools: list | None = None) -> dict[str, int]:
+        """The servers' own input counts of this request, for the candidates whose routing rests on
+        the estimate's margin (estimate.margin_dependent: near their window, or an Ollama num_ctx
+        step), where counting is free: Anthropic count_tokens, Gemini countTokens, a local
+        llama.cpp server's tokenizer. Ollama and hosted OpenAI-compatible APIs have none. Each
+        count holds the provider's concurrency slot like a chat call (llama-cpp-python cuts a
+        running stream when any request arrives) and has COUNT_TIMEOUT_S, waiting included; a
+        count that fails or times out leaves the estimate in charge."""
+        refs = [r for r in margin_dependent(route) if self._can_count(r)][:MAX_EXACT_COUNTS]
+        if not refs:
+            return {}
+
+        async def one(ref: str) -> int | None:
+            provider, _, model = ref.partition("/")
+            backend = self.pool.get(provider)
+            count = getattr(backend, "count_tokens", None)
+            if count is None:
+                return None
+            t = Timeouts(connect=min(COUNT_TIMEOUT_S, self.config.settings.connect_timeout_s),
+                         first_token=COUNT_TIMEOUT_S, total=COUNT_TIMEOUT_S)
+            call = Call(model=model, messages=messages, system=system, tools=tools or None, timeouts=t)
+            try:
+                async with asyncio.timeout(COUNT_TIMEOUT_S):
+                    await self.limits.acquire(provider)
+                    try:
+                        n = await count(call)
+                    finally:
+                        self.limits.release(provider)
+            except Exception:  # BackendError, a timeout, an odd reply: the estimate stays
+                return None
+            return n if isinstance(n, int) and n > 0 else None
+
+        counts = await asyncio.gather(*(one(r) for r in refs))
+        return {ref: n for ref, n in zip(refs, counts) if n is not None}
+
+    def _can_count(self, ref: str) -> bool:
+        provider = self.config.providers.get(ref.partition("/")[0])
+        if provider is None or provider.protocol == "ollama":
+            return False
+        return provider.protocol != "openai" or provider.local  # llama.cpp servers are local ones
 
     async def answer(self, prepared: Prepared, *, kind: str = "ask", group_id: str | None = None,
                      item_id: str | None = None, on_event: OnEvent | None = None,
@@ -239,7 +289,7 @@ class Session:
                 changed = True
         if not changed:
             return None
-        again = await self.prepare(prepared.request, prepared.availability, factors=factors)
+        again = await self.prepare(prepared.request, prepared.availability, factors=factors, count=False)
         if not again.plan.attempts and again.split is None:
             return None
         return again

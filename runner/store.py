@@ -7,14 +7,13 @@ Prompts and answers are stored; API keys never reach this module.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from .errors import UserError
 
@@ -260,6 +259,43 @@ class Store:
             (*[_plain(result.get(c, 0 if c == "tokens_estimated" else None)) for c in cols], run_id),
         )
 
+    _RUN_COLUMNS = ("kind", "group_id", "item_id", "task", "model", "outcome", "error", "prompt", "system", "files",
+                    "text", "thinking", "input_tokens", "output_tokens", "tokens_estimated", "est_input_tokens",
+                    "ttft_ms", "latency_ms", "tokens_per_s", "cost_usd", "chunks", "finish_reason", "client")
+
+    @_usable
+    def add_runs(self, runs: list[dict[str, Any]], attempts: list[dict[str, Any]]) -> list[int]:
+        """Many finished runs at once, one attempt each (a provider batch's rows, collected):
+        one transaction, ids in order. Each run dict has the columns of start_run + finish_run
+        (`files` a list); far cheaper than three statements a row."""
+        if not runs:
+            return []
+        cols = self._RUN_COLUMNS
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            first = int(self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM runs").fetchone()[0])
+            ids = list(range(first, first + len(runs)))
+            now = now_iso()
+            # sqlite3 stores a bool as 0/1 and a StrEnum as its text: no _plain needed here.
+            run_cols = [c for c in cols if c not in ("files", "tokens_estimated")]
+            self.db.executemany(
+                f"INSERT INTO runs (id, time, files, tokens_estimated, {', '.join(run_cols)})"
+                f" VALUES ({', '.join('?' * (len(run_cols) + 4))})",
+                [(i, r.get("time") or now, json.dumps(list(r["files"])) if r.get("files") else "[]",
+                  r.get("tokens_estimated") or 0, *map(r.get, run_cols)) for i, r in zip(ids, runs)])
+            att_cols = [c for c in ATTEMPT_COLUMNS if c not in _ZERO_DEFAULT]
+            self.db.executemany(
+                f"INSERT INTO attempts (run_id, time, {', '.join(_ZERO_DEFAULT)}, {', '.join(att_cols)})"
+                f" VALUES ({', '.join('?' * (len(att_cols) + 2 + len(_ZERO_DEFAULT)))})",
+                [(i, a.get("time") or now, *[a.get(c) or 0 for c in _ZERO_DEFAULT], *map(a.get, att_cols))
+                 for i, a in zip(ids, attempts)])
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        return ids
+
     @_usable
     def deferred_runs(self, job_id: str) -> dict[str, int]:
         """item id → run id of the runs already logged from one provider batch job, so that
@@ -267,25 +303,6 @@ class Store:
         rows = self.db.execute("SELECT r.item_id, r.id FROM attempts a JOIN runs r ON r.id = a.run_id"
                                " WHERE a.job_id = ? AND a.deferred = 1", (job_id,))
         return {r[0]: int(r[1]) for r in rows}
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Many writes as one commit, all or nothing (collecting a provider batch's 100,000 rows
-        is one commit per chunk, not three per row)."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except (sqlite3.Error, OSError) as exc:
-            raise log_error(self.path, exc) from None
-        try:
-            yield
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
-        try:
-            self.db.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
-            raise log_error(self.path, exc) from None
 
     @_usable
     def close_interrupted(self, group_id: str, error: str) -> int:

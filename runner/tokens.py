@@ -175,13 +175,27 @@ def features(s: TextStats) -> tuple[int, ...]:
 # "claude"     Claude 3 - Opus 4.6, "claude-4.7" Opus 4.7 and later: against ctok, a third
 #              party's reconstruction of Anthropic's counts (no official tokenizer is published).
 FAMILY_WEIGHTS: dict[str, Weights] = {
-    "default": Weights(pretoken=0.946, long_excess=0.162, accented=4.011, digit_extra=0.192, han=1.062, kana=1.046, hangul=0.881, other=0.324, struct=0, code=0.078, cjk_punct=1.03, caps=0.341, camel=1.033, url=3.033),
-    "o200k": Weights(pretoken=0.973, long_excess=0.008, accented=3.7, digit_extra=0.131, han=0.721, kana=0.756, hangul=0.438, other=0.134, struct=0, code=0.158, cjk_punct=0.984, caps=0.278, camel=1.679, url=5.107),
-    "qwen": Weights(pretoken=0.968, long_excess=0.118, accented=3.979, digit_extra=0.932, han=0.581, kana=0.684, hangul=0.557, other=0.199, struct=0, code=0.023, cjk_punct=1.002, caps=0.401, camel=0.867, url=3.18),
-    "qwen3.5": Weights(pretoken=1.033, long_excess=0, accented=3.676, digit_extra=0.893, han=0.526, kana=0.449, hangul=0.317, other=0.109, struct=0.077, code=0.259, cjk_punct=0.992, caps=0.21, camel=2.229, url=3.275),
-    "deepseek": Weights(pretoken=0.926, long_excess=0.174, accented=3.899, digit_extra=0.336, han=0.537, kana=0.71, hangul=0.561, other=0.182, struct=0, code=0.382, cjk_punct=1.007, caps=0.456, camel=1.15, url=3.154),
-    "claude": Weights(pretoken=1.046, long_excess=0.199, accented=4.047, digit_extra=0.078, han=1.099, kana=0.796, hangul=1.107, other=0.256, struct=0.009, code=0.378, cjk_punct=0.984, caps=0.629, camel=1.901, url=5.229),
-    "claude-4.7": Weights(pretoken=1.167, long_excess=0.618, accented=4.04, digit_extra=0, han=1.09, kana=0.807, hangul=1.072, other=0.246, struct=0, code=0.58, cjk_punct=0.983, caps=1.209, camel=0.339, url=4.931),
+    "default": Weights(pretoken=0.946, long_excess=0.162, accented=4.011, digit_extra=0.192, han=1.062,
+        kana=1.046, hangul=0.881, other=0.324, struct=0, code=0.078, cjk_punct=1.03, caps=0.341,
+        camel=1.033, url=3.033),
+    "o200k": Weights(pretoken=0.973, long_excess=0.008, accented=3.7, digit_extra=0.131, han=0.721,
+        kana=0.756, hangul=0.438, other=0.134, struct=0, code=0.158, cjk_punct=0.984, caps=0.278,
+        camel=1.679, url=5.107),
+    "qwen": Weights(pretoken=0.968, long_excess=0.118, accented=3.979, digit_extra=0.932, han=0.581,
+        kana=0.684, hangul=0.557, other=0.199, struct=0, code=0.023, cjk_punct=1.002, caps=0.401,
+        camel=0.867, url=3.18),
+    "qwen3.5": Weights(pretoken=1.033, long_excess=0, accented=3.676, digit_extra=0.893, han=0.526,
+        kana=0.449, hangul=0.317, other=0.109, struct=0.077, code=0.259, cjk_punct=0.992, caps=0.21,
+        camel=2.229, url=3.275),
+    "deepseek": Weights(pretoken=0.926, long_excess=0.174, accented=3.899, digit_extra=0.336, han=0.537,
+        kana=0.71, hangul=0.561, other=0.182, struct=0, code=0.382, cjk_punct=1.007, caps=0.456,
+        camel=1.15, url=3.154),
+    "claude": Weights(pretoken=1.046, long_excess=0.199, accented=4.047, digit_extra=0.078, han=1.099,
+        kana=0.796, hangul=1.107, other=0.256, struct=0.009, code=0.378, cjk_punct=0.984, caps=0.629,
+        camel=1.901, url=5.229),
+    "claude-4.7": Weights(pretoken=1.167, long_excess=0.618, accented=4.04, digit_extra=0, han=1.09,
+        kana=0.807, hangul=1.072, other=0.246, struct=0, code=0.58, cjk_punct=0.983, caps=1.209,
+        camel=0.339, url=4.931),
 }
 _VECTORS = {name: astuple(w) for name, w in FAMILY_WEIGHTS.items()}
 

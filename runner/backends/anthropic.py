@@ -20,6 +20,9 @@ _LEVEL_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}
 
 JSON_MODE_INSTRUCTION = "Answer with one valid JSON object and nothing else: no prose, no Markdown code fence."
 
+# What count_tokens accepts of a Messages request (it refuses max_tokens, stream, sampling).
+_COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
+
 # The stop reasons of a complete answer; anything else is not one (see `finished`).
 _STOP = {
     "end_turn": "stop",
@@ -157,6 +160,14 @@ class AnthropicBackend:
             cache_write_1h_tokens=cache_write_1h,
         )
         yield Done(usage=usage, finish_reason=finished(stop_reason))
+
+    async def count_tokens(self, call: Call) -> int | None:
+        """The input tokens of `call` by the API's own count (`POST /v1/messages/count_tokens`, free);
+        None when the server has no such endpoint (a compatible gateway)."""
+        body = {k: v for k, v in self.request_body(call).items() if k in _COUNT_FIELDS}
+        data = await self._http.post_json(call, f"{self.base_url}/v1/messages/count_tokens", body, self._headers)
+        n = (data or {}).get("input_tokens")
+        return n if isinstance(n, int) and not isinstance(n, bool) else None
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -92,6 +92,10 @@ class Backend(Protocol):
 
     It raises BackendError for every failure, including one that arrives mid-stream; a stream
     that ends without the protocol's end marker is a failure, never a short answer.
+
+    Optional: `async def count_tokens(call) -> int | None`, the server's own count of the call's
+    input where it is free (Anthropic count_tokens, Gemini countTokens, a llama.cpp server's
+    tokenizer), None when this server has no way to count. Ollama's backend has none.
     """
 
     def warm(self, timeouts: Timeouts) -> None:

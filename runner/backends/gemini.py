@@ -154,6 +154,17 @@ class GeminiBackend:
             raise BackendError(f"Gemini ended with finishReason {leg.finish}: not a complete answer",
                                kind=ErrorKind.STREAM, retryable=leg.finish == "MALFORMED_RESPONSE")
 
+    async def count_tokens(self, call: Call) -> int | None:
+        """The input tokens of `call` by the API's own count (`models/{m}:countTokens`, free): the
+        whole request as a `generateContentRequest`, so the system instruction counts too."""
+        model = self.url(call.model).rsplit("/", 1)[-1].split(":", 1)[0]
+        request = {k: v for k, v in self.request_body(call).items() if k != "generationConfig"}
+        body = {"generateContentRequest": {"model": f"models/{model}", **request}}
+        url = f"{self.base_url}/v1beta/models/{model}:countTokens"
+        data = await self._http.post_json(call, url, body, self._headers)
+        n = (data or {}).get("totalTokens")
+        return n if isinstance(n, int) and not isinstance(n, bool) else None
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

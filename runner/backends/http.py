@@ -3,7 +3,8 @@ one timeout policy, and one mapping from transport failures to BackendError."""
 
 from __future__ import annotations
 
-from typing import Iterable
+import contextlib
+from typing import AsyncIterator, Iterable
 
 import httpx
 
@@ -50,15 +51,24 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+CALLS_PER_CLIENT = 16  # streams one httpx client carries before another is opened (see HttpClient)
+
+
 class HttpClient:
-    """One lazily created, reused `httpx.AsyncClient` for a backend, with its secrets for redaction."""
+    """A backend's keep-alive httpx clients, with its secrets for redaction.
+
+    httpcore's connection pool spends time that grows with the square of its open connections
+    (encode/httpcore#1035): one pool carrying 200 concurrent streams (the gateway under load)
+    adds seconds to each. So streams are spread over several clients, each carrying at most
+    CALLS_PER_CLIENT at once; one client serves the usual case."""
 
     def __init__(self, base_url: str, secrets: Iterable[str | None], *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url
         self.secrets = [s for s in secrets if s]
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._busy: list[int] = []  # streams in flight per client
 
     @property
     def where(self) -> str:
@@ -69,14 +79,31 @@ class HttpClient:
         self.client()
 
     def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self._transport, timeout=http_timeout(Timeouts()), verify=tls_context(),
-                # The per-provider limiter caps concurrency, not the pool: httpx's defaults (100
-                # connections, 20 kept alive) would reconnect on every call beyond 20 at once.
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            )
-        return self._client
+        """The least busy client, for a short call; a stream takes one with `lease()`."""
+        return self._clients[self._pick()]
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[httpx.AsyncClient]:
+        i = self._pick()
+        self._busy[i] += 1
+        try:
+            yield self._clients[i]
+        finally:
+            self._busy[i] -= 1
+
+    def _pick(self) -> int:
+        if self._busy:
+            i = min(range(len(self._busy)), key=self._busy.__getitem__)
+            if self._busy[i] < CALLS_PER_CLIENT:
+                return i
+        self._clients.append(httpx.AsyncClient(
+            transport=self._transport, timeout=http_timeout(Timeouts()), verify=tls_context(),
+            # The per-provider limiter caps concurrency, not the pool: httpx's defaults (100
+            # connections, 20 kept alive) would reconnect on every call beyond 20 at once.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+        ))
+        self._busy.append(0)
+        return len(self._clients) - 1
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -105,6 +132,6 @@ class HttpClient:
         return BackendError(self.redact(f"request to {where} failed: {describe(exc)}"), kind=ErrorKind.STREAM)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        clients, self._clients, self._busy = self._clients, [], []
+        for client in clients:
+            await client.aclose()

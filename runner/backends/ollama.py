@@ -83,7 +83,7 @@ class OllamaBackend:
     async def _lines(self, call: Call, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """POST /api/chat and yield each NDJSON object; every failure is a BackendError."""
         try:
-            async with self._http.client().stream("POST", f"{self.host}/api/chat", json=body,
+            async with self._http.lease() as client, client.stream("POST", f"{self.host}/api/chat", json=body,
                                                   timeout=http_timeout(call.timeouts)) as resp:
                 if not resp.is_success:
                     await resp.aread()

@@ -7,6 +7,7 @@ counted, and which request fields a server rejects.
 
 from __future__ import annotations
 
+import json
 import re
 from contextlib import aclosing
 from typing import Any, AsyncIterator
@@ -16,6 +17,7 @@ import httpx
 from .base import Call, Done, Event, TextDelta, ThinkingDelta, ToolCallDelta, Usage, Timeouts
 from .errors import BackendError, ErrorKind
 from .sse import SSEClient, drain, load_json, stream_error
+from ..tokens import MESSAGE_OVERHEAD
 
 # The endings that make a complete answer, in the words compatible servers use for them.
 # Anything else (none at all, an abort, a word we don't know) is not a complete answer.
@@ -61,6 +63,7 @@ class OpenAIBackend:
             v for k, v in (headers or {}).items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS)
         ]
         self._http = SSEClient(self.base_url, secrets, transport=transport)
+        self._count_path: str | None = None  # the tokenize route that answered (count_tokens)
 
     @classmethod
     def from_provider(cls, provider: Any, settings: Any) -> "OpenAIBackend":
@@ -151,6 +154,31 @@ class OpenAIBackend:
             )
         yield Done(usage=_usage(usage), finish_reason=finished(finish))
 
+    async def count_tokens(self, call: Call) -> int | None:
+        """The input tokens of `call` by a llama.cpp server's tokenizer, at the server's root (not
+        under /v1): llama-cpp-python's `POST /extras/tokenize/count` or llama-server's
+        `POST /tokenize`; None for a server with neither (hosted APIs, vLLM, LM Studio, Ollama).
+        The text is every message's content; the chat template is counted as runner's estimate
+        counts it (MESSAGE_OVERHEAD per message). A call to a local server must hold its
+        concurrency slot: llama-cpp-python cuts a running stream when any request arrives."""
+        root = self.base_url.removesuffix("/v1")
+        messages = ([call.system] if call.system else []) + [_content_text(m) for m in call.messages]
+        text = "\n".join(messages)
+        if call.tools:
+            text += "\n" + json.dumps(call.tools)
+        n = None
+        for path in ([self._count_path] if self._count_path else ["/extras/tokenize/count", "/tokenize"]):
+            body = {"input": text, "model": call.model} if path.startswith("/extras") else {"content": text}
+            data = await self._http.post_json(call, root + path, body, self._headers)
+            if data is None:
+                continue
+            n = data.get("count") if path.startswith("/extras") else len(data.get("tokens") or [])
+            self._count_path = path
+            break
+        if not isinstance(n, int) or isinstance(n, bool):
+            return None
+        return n + MESSAGE_OVERHEAD * len(messages)
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -192,6 +220,13 @@ def parse_completion(body: dict[str, Any]) -> tuple[str, str, Done]:
     text = message.get("content") or ""
     return text, thinking if isinstance(thinking, str) else "", Done(usage=_usage(body.get("usage")),
                                                                       finish_reason=finished(choice.get("finish_reason")))
+
+
+def _content_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return content if isinstance(content, str) else ""
 
 
 def _usage(u: dict[str, Any] | None) -> Usage:

@@ -297,7 +297,7 @@ class SSEClient(HttpClient):
     ) -> AsyncIterator[tuple[str, str]]:
         """POST `body` as JSON to `url` and yield its SSE `(event, data)` pairs."""
         try:
-            async with self.client().stream(
+            async with self.lease() as client, client.stream(
                 "POST", url, json=body, headers=headers, timeout=http_timeout(call.timeouts)
             ) as resp:
                 if not resp.is_success:
@@ -311,3 +311,27 @@ class SSEClient(HttpClient):
                     yield item
         except httpx.HTTPError as exc:
             raise self.transport_error(exc, call.timeouts) from exc
+
+    async def post_json(self, call: Call, url: str, body: dict[str, Any],
+                        headers: dict[str, str]) -> dict[str, Any] | None:
+        """POST `body` as JSON and return the JSON reply; None when the server has no such route
+        (404/405: an endpoint this server does not offer). Other failures: a BackendError."""
+        t = call.timeouts
+        try:
+            resp = await self.client().post(url, json=body, headers={**headers, "accept": "application/json"},
+                                            timeout=httpx.Timeout(connect=t.connect, read=t.total, write=t.total, pool=t.total))
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc, t) from exc
+        if resp.status_code in (404, 405):
+            return None
+        if not resp.is_success:
+            raise status_error(resp, self.secrets)
+        try:
+            data = resp.json()
+        except ValueError:
+            raise BackendError(f"{self.where} answered {url.rsplit('/', 1)[-1]} with no JSON",
+                               kind=ErrorKind.STREAM) from None
+        if not isinstance(data, dict):
+            raise BackendError(f"{self.where} answered {url.rsplit('/', 1)[-1]} with an unexpected reply",
+                               kind=ErrorKind.STREAM)
+        return data

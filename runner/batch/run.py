@@ -467,7 +467,7 @@ class Batch:
                 continue
             try:
                 request = self.request_for(row)
-                prepared = await self.session.prepare(request, await engine.availability_for(request))
+                prepared = await self.session.prepare(request, await engine.availability_for(request), count=False)
             except UserError as exc:
                 yield row, None, str(exc)
                 continue

@@ -98,7 +98,8 @@ async def ask_command(args: AskArgs) -> int:
     )
     session = Session(config)
     try:
-        prepared = await session.prepare(request)
+        # --explain sends nothing, not even to a count endpoint: it shows the estimate.
+        prepared = await session.prepare(request, count=not args.explain)
         if args.explain:
             from ..render.explain import explain, explain_json
 

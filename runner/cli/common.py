@@ -12,7 +12,8 @@ from ..errors import UserError
 
 
 class _PlainParams:
-    """Every parameter of the command, its --help included, read by _Plain where it can be."""
+    """Every parameter of the command, its --help included, read by _Plain where it can be; and
+    a usage mistake shown as one line, like every other error."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -25,9 +26,39 @@ class _PlainParams:
             _Plain.install(option)
         return option
 
+    def make_context(self, *args, **kwargs):
+        from typer._click.exceptions import UsageError as Mistake
+
+        try:
+            return super().make_context(*args, **kwargs)
+        except Mistake as exc:
+            one_line(exc)
+            raise
+
 
 class Group(_PlainParams, TyperGroup):
     """The `runner` group: its own options read without pydantic too."""
+
+    def resolve_command(self, ctx, args):
+        from typer._click.exceptions import UsageError as Mistake
+
+        try:
+            return super().resolve_command(ctx, args)
+        except Mistake as exc:
+            one_line(exc)
+            raise
+
+
+def one_line(exc) -> None:
+    """A usage mistake (unknown option, bad value, extra argument) as one line on stderr,
+    "error: …", saying where the help is, instead of click's usage block."""
+    where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+    message = exc.format_message().rstrip(".") + where
+
+    def show(file=None) -> None:
+        (file or sys.stderr).write(f"error: {message}\n")
+
+    exc.show = show
 
 
 class Command(_PlainParams, TyperCommand):

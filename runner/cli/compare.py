@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from .common import Command, default, piped_input, run
-from .options import AsJson, Files, LocalOnly, MaxTokens, System, Temperature, Think
+from .options import Files, LocalOnly, MaxTokens, System, Temperature, Think
 
 HELP = """Run the same prompt(s) on several models at once and compare answers, latency and cost.
 
@@ -135,7 +135,6 @@ async def compare_command(args: CompareArgs) -> int:
 async def _run(config, args: CompareArgs):
     from ..compare.model import Plan
     from ..compare.run import run_comparison
-    from ..errors import UserError
     from ..request import check_max_cost
     from ..session import Session
     from .options import at_least, generation_options
@@ -257,7 +256,7 @@ class _Progress:
     """"12/200 answers" on stderr while a comparison runs, only on an interactive terminal."""
 
     def __init__(self, total: int, quiet: bool) -> None:
-        from ..render import err, esc
+        from ..render import err
 
         self.total = total
         self.done = 0
@@ -266,7 +265,7 @@ class _Progress:
 
     def __enter__(self) -> "_Progress":
         if self.active:
-            from ..render import err, esc
+            from ..render import err
 
             self.status = err.status(self._text())
             self.status.__enter__()

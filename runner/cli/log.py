@@ -39,9 +39,9 @@ def log_cmd(
     if as_json:
         print_json([log_record(r) for r in runs])
         return
-    if not runs:
-        out.print(f"no runs in group {group}" if group else "The run log is empty: try `runner ask \"hello\"`.",
-                  markup=False)
+    if not runs:  # say what is empty: the filter, or the log
+        where = " and ".join(w for w in (f"in group {group}" if group else "", f"from {source}" if source else "") if w)
+        out.print(f"no runs {where}" if where else "The run log is empty: try `runner ask \"hello\"`.", markup=False)
         return
     out.print(log_table(runs, config.is_local, out.width))
 

@@ -63,7 +63,7 @@ async def run_comparison(session, plan: Plan, *, comparison_id: str | None = Non
 async def _check_judge(session, plan: Plan) -> None:
     """A judge that cannot be reached is the user's to fix before anything is spent."""
     prepared = await session.prepare(Request(prompt="judge", task=plan.default_task, model=plan.judge,
-                                             local_only=plan.local_only))
+                                             local_only=plan.local_only), count=False)
     if not prepared.plan.attempts:
         reasons = "; ".join(s.reason for s in prepared.plan.skipped) or "no route"
         raise UserError(f"--judge {plan.judge} cannot be used: {reasons}")

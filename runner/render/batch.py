@@ -14,7 +14,7 @@ from ..batch import Batch
 from . import err, fmt_cost, fmt_count, fmt_ms, out, plural
 from ..tokens import fmt_tokens
 from .fit import LATE, Alt, Col, fit_table
-from .runlog import est
+from .runlog import est, pair
 
 DRY_RUN_CHUNK = 1000  # rows per table of the --dry-run listing (each sized to its rows)
 
@@ -235,12 +235,12 @@ def _summary_row(m: dict[str, Any]) -> list[Any]:
         cost += f" + {m['cost_unknown_rows']:,} unknown"
     tps = f"{m['tokens_per_s_p50']:,.0f}" if m["tokens_per_s_p50"] is not None else "–"
 
-    def pair(a, b) -> Alt:
+    def times(a, b) -> Alt:
         return Alt(f"{fmt_ms(a)} / {fmt_ms(b)}", f"{fmt_ms(a)}/{fmt_ms(b)}")
 
-    return [m["model"], fmt_count(m["rows"]), fmt_count(m["failed"]), pair(m["latency_ms_p50"], m["latency_ms_p95"]),
-            pair(m["ttft_ms_p50"], m["ttft_ms_p95"]), tps,
-            est(f"{fmt_tokens(m['input_tokens'])} / {fmt_tokens(m['output_tokens'])}", estimated), cost]
+    return [m["model"], fmt_count(m["rows"]), fmt_count(m["failed"]), times(m["latency_ms_p50"], m["latency_ms_p95"]),
+            times(m["ttft_ms_p50"], m["ttft_ms_p95"]), tps,
+            pair(fmt_tokens(m["input_tokens"]), fmt_tokens(m["output_tokens"]), estimated, " / "), cost]
 
 
 def closing_notes(batch: Batch, data: dict[str, Any], resume_cmd: str) -> None:

@@ -13,7 +13,7 @@ from html import escape
 
 from ..compare.report import CellView, ColumnSummary, PromptView, Report
 from . import fmt_cost, fmt_count, fmt_ms, meta_line
-from .runlog import est
+from .runlog import est, pair
 from .svg import Bar, Row, Series, bar_chart
 
 TTFT = Series("first token", "#f59e0b")
@@ -123,7 +123,7 @@ def _summary_table(report: Report) -> str:
         cells = [_label_cell(s), str(s.ok), str(s.failed), str(s.fastest_wins), str(s.cheapest_wins),
                  fmt_ms(s.p50_ttft_ms), fmt_ms(s.p50_latency_ms), fmt_ms(s.p95_latency_ms),
                  f"{s.tokens_per_s:.1f}" if s.tokens_per_s else "–",
-                 est(f"{s.input_tokens:,} / {s.output_tokens:,}", s.estimated > 0) if s.ok else "–",
+                 pair(f"{s.input_tokens:,}", f"{s.output_tokens:,}", s.estimated > 0, " / ") if s.ok else "–",
                  escape(est(fmt_cost(s.cost_usd, s.local), s.estimated > 0 and not s.local)) if s.ok else "–"]
         if judged:
             cells += [str(s.judge_wins), f"{s.mean_rank:.2f}" if s.mean_rank is not None else "–"]

@@ -12,7 +12,7 @@ from html import escape
 
 from ..compare.report import CellView, Report
 from . import fmt_cost, fmt_count, fmt_ms, meta_line
-from .runlog import est
+from .runlog import est, pair
 
 CUT = "stopped at max tokens"
 
@@ -62,7 +62,7 @@ def summary_table(report: Report) -> list[str]:
         label = s.label + (f" ({', '.join(s.models)})" if s.column.task and s.models else "")
         row = [label, str(s.ok), str(s.failed), str(s.fastest_wins), str(s.cheapest_wins), fmt_ms(s.p50_ttft_ms),
                fmt_ms(s.p50_latency_ms), fmt_ms(s.p95_latency_ms), f"{s.tokens_per_s:.1f}" if s.tokens_per_s else "–",
-               est(f"{s.input_tokens:,} / {s.output_tokens:,}", s.estimated > 0) if s.ok else "–",
+               pair(f"{s.input_tokens:,}", f"{s.output_tokens:,}", s.estimated > 0, " / ") if s.ok else "–",
                est(fmt_cost(s.cost_usd, s.local), s.estimated > 0 and not s.local) if s.ok else "–"]
         if judged:
             row += [str(s.judge_wins), f"{s.mean_rank:.2f}" if s.mean_rank is not None else "–"]

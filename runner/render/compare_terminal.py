@@ -15,7 +15,7 @@ from rich.text import Text
 from ..compare.report import CellView, PromptView, Report
 from . import fmt_cost, fmt_count, fmt_ms
 from .fit import LATE, Alt, Col, fit_table, fits
-from .runlog import est
+from .runlog import est, pair
 
 MIN_SIDE_BY_SIDE = 100  # narrower terminals stack the answers
 MIN_COLUMN = 36  # each side-by-side column needs at least this many cells
@@ -203,7 +203,7 @@ def summary(report: Report, width: int) -> Table:
         row: list = [label, str(s.ok), Text(str(s.failed), style="red" if s.failed else ""), str(s.fastest_wins),
                      str(s.cheapest_wins), fmt_ms(s.p50_ttft_ms), fmt_ms(s.p50_latency_ms), fmt_ms(s.p95_latency_ms),
                      f"{s.tokens_per_s:.1f}" if s.tokens_per_s else "–",
-                     est(f"{s.input_tokens:,}/{s.output_tokens:,}", guessed) if s.ok else "–", cost if s.ok else "–"]
+                     pair(f"{s.input_tokens:,}", f"{s.output_tokens:,}", guessed) if s.ok else "–", cost if s.ok else "–"]
         if judged:
             row += [str(s.judge_wins), f"{s.mean_rank:.2f}" if s.mean_rank is not None else "–"]
         rows.append(row)

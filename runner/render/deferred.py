@@ -147,9 +147,9 @@ async def dry_run(d: Deferred, as_json: bool) -> int:
             Col("est. live"), Col("est. deferred")]
     table = []
     for g in rows:
-        how = {"deferred": "deferred (provider batch)", "local": "live (local)",
-               "live": f"live: {g['why']}" if g["why"] else "live", "split": "live (split and combined)",
-               "error": "not run: no model can take it"}[g["route"]]
+        how = {"deferred": "deferred", "local": "live (local)",
+               "live": f"live: {g['why']}" if g["why"] else "live", "split": "live (split, combined)",
+               "error": "no model can take it"}[g["route"]]
         unknown = f" + {g['unknown']:,} unknown" if g["unknown"] else ""
         same = g["route"] != "deferred"
         table.append([g["model"], fmt_count(g["rows"]), how, fmt_cost(g["est_live_usd"]) + unknown,
@@ -225,6 +225,10 @@ def summary_lines(d: Deferred, data: dict[str, Any], resume_cmd: str) -> None:
                   "(--resubmit sends them to a new job instead)", soft_wrap=False)
     if s["resubmitted"]:
         err.print(f"{plural(s['resubmitted'], 'row')} failed or expired in a job and went into a new one", soft_wrap=False)
+    if s["cancelled"]:
+        err.print(f"[yellow]{plural(s['cancelled'], 'row')} never ran: {'its' if s['cancelled'] == 1 else 'their'} job "
+                  f"was cancelled[/]; run the same command again to send {'it' if s['cancelled'] == 1 else 'them'}: "
+                  f"{escape(resume_cmd)}", soft_wrap=False)
     if s["open_jobs"]:
         jobs = s["open_jobs"]
         head = "interrupted: " if d.interrupted else ""

@@ -16,6 +16,11 @@ def est(text: str, estimated: bool) -> str:
     return EST + text if estimated and text[:1] not in ("", "–", "?") else text
 
 
+def pair(a: str, b: str, estimated: bool, sep: str = "/") -> str:
+    """"1,234/567", each figure marked when they are estimates: "~1,234/~567"."""
+    return f"{est(a, estimated)}{sep}{est(b, estimated)}"
+
+
 def tokens_cell(n_in: int | None, n_out: int | None, estimated: bool = False) -> Alt:
     """"1,234/567" (narrow: "1.2K/567"); "?" for a count the server did not give."""
     def fmt(n: int | None, short: bool) -> str:
@@ -23,8 +28,7 @@ def tokens_cell(n_in: int | None, n_out: int | None, estimated: bool = False) ->
             return "?"
         return fmt_tokens(n) if short and n >= 1000 else f"{n:,}"
 
-    return Alt(est(f"{fmt(n_in, False)}/{fmt(n_out, False)}", estimated),
-               est(f"{fmt(n_in, True)}/{fmt(n_out, True)}", estimated))
+    return Alt(pair(fmt(n_in, False), fmt(n_out, False), estimated), pair(fmt(n_in, True), fmt(n_out, True), estimated))
 
 
 def cost_cell(cost: float | None, local: bool, estimated: bool = False) -> Alt:

@@ -133,11 +133,6 @@ def parse_messages(raw: Any) -> tuple[list[dict[str, Any]], bool]:
     return out, has_system
 
 
-def _opt(body: dict[str, Any], name: str) -> Any:
-    value = body.get(name)
-    return None if value is None else value
-
-
 def parse_chat(body: Any) -> ChatRequest:
     """A /v1/chat/completions body, checked: an ApiError 400 names the bad field."""
     if not isinstance(body, dict):
@@ -175,9 +170,9 @@ def parse_chat(body: Any) -> ChatRequest:
             raise bad("reasoning_effort must be none, minimal, low, medium or high", "reasoning_effort")
     tools = body.get("tools") or None
     tool_choice = body.get("tool_choice") if tools else None
-    fields = {"max_output_tokens": (max_tokens, max_param), "temperature": (_opt(body, "temperature"), "temperature"),
-              "top_p": (_opt(body, "top_p"), "top_p"), "stop": (_opt(body, "stop"), "stop"),
-              "seed": (_opt(body, "seed"), "seed"), "json_mode": (json_mode, "response_format"),
+    fields = {"max_output_tokens": (max_tokens, max_param), "temperature": (body.get("temperature"), "temperature"),
+              "top_p": (body.get("top_p"), "top_p"), "stop": (body.get("stop"), "stop"),
+              "seed": (body.get("seed"), "seed"), "json_mode": (json_mode, "response_format"),
               "think": (think, "reasoning_effort"), "tools": (tools, "tools"),
               "tool_choice": (tool_choice, "tool_choice")}
     options = GenerationOptions(**{k: v for k, (v, _) in fields.items()})

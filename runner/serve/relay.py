@@ -79,13 +79,15 @@ END = object()  # queue marker: the outcome is ready (or the task was cancelled)
 
 class Relay:
     def __init__(self, session: Session, request: Request, *, client: str | None, stream: bool,
-                 secrets: list[str | None], track: Callable[[asyncio.Task], None] | None = None) -> None:
+                 secrets: list[str | None], track: Callable[[asyncio.Task], None] | None = None,
+                 note: Callable[[str], None] | None = None) -> None:
         self.session = session
         self.request = request
         self.client = client
         self.stream = stream
         self.secrets = secrets  # upstream keys: never in anything we send
         self.track = track
+        self.note = note  # where a bug is reported on the server's side
         self.queue: asyncio.Queue = asyncio.Queue()
         self.task: asyncio.Task | None = None
         self.forwarded = False  # anything at all went to the client
@@ -122,6 +124,8 @@ class Relay:
         except UserError as exc:  # e.g. the run log cannot be written
             out = Outcome(error=ApiError(503, redact(str(exc), self.secrets), code="runner_unavailable"))
         except Exception as exc:  # a bug: one line to the client, never a traceback
+            if self.note is not None:
+                self.note(redact(f"internal error: {type(exc).__name__}: {exc}", self.secrets))
             out = Outcome(error=ApiError(500, f"internal error in runner serve: {type(exc).__name__}",
                                          code="internal_error"))
         self.queue.put_nowait(END)

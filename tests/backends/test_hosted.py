@@ -6,6 +6,7 @@ transport failures), then end-to-end tests through the loopback fakes in tests/f
 
 from __future__ import annotations
 
+import contextlib
 import asyncio
 import json
 from typing import Any, AsyncIterator, Callable
@@ -437,9 +438,9 @@ def test_client_is_reused_and_timeouts_come_from_the_call():
         backend = OpenAIBackend("https://api.example/v1", SECRET, transport=httpx.MockTransport(handler))
         call = Call("m", [{"role": "user", "content": "q"}], timeouts=Timeouts(connect=3, first_token=45))
         [e async for e in backend.stream(call)]
-        client = backend._http._client
+        (client,) = backend._http._clients
         [e async for e in backend.stream(call)]
-        assert backend._http._client is client
+        assert backend._http._clients == [client]
         await backend.aclose()
         assert client.is_closed
 
@@ -864,3 +865,25 @@ def test_fake_context_overflow_is_context(fake_anthropic, fake_openai):
     assert err.kind == "context" and err.status == 400
     err = failure(openai_for(fake_openai), Call("o3", long, max_output_tokens=199_995))
     assert err.kind == "context" and err.status == 400
+
+
+def test_streams_are_spread_over_clients_of_bounded_size():
+    """httpcore's pool slows with the square of its open connections: past CALLS_PER_CLIENT
+    concurrent streams a backend opens another client, and reuses the least busy one after."""
+    from runner.backends.http import CALLS_PER_CLIENT, HttpClient
+
+    async def go():
+        http = HttpClient("https://api.example", [])
+        held = []
+        stack = contextlib.AsyncExitStack()
+        async with stack:
+            for _ in range(2 * CALLS_PER_CLIENT + 1):
+                held.append(await stack.enter_async_context(http.lease()))
+            assert len(http._clients) == 3 and http._busy == [CALLS_PER_CLIENT, CALLS_PER_CLIENT, 1]
+        assert http._busy == [0, 0, 0]
+        async with http.lease() as again:
+            assert again is http._clients[0]  # the least busy, not a new one
+        await http.aclose()
+        assert all(c.is_closed for c in held)
+
+    run(go())

@@ -66,6 +66,18 @@ def test_a_flag_takes_no_value(cli, fake_ollama, use):
     assert "--json " in cli("ask", "--help").stdout and "--json <bool>" not in cli("ask", "--help").stdout
 
 
+@pytest.mark.parametrize("args, message", [
+    (("ask", "--json", "true", "hello"), "Got unexpected extra argument(s) (hello) (see `runner ask --help`)"),
+    (("ask", "--jsn", "hello"), "No such option: --jsn"),
+    (("nosuch",), "No such command 'nosuch' (see `runner --help`)"),
+    (("batch",), "Missing argument 'FILE' (see `runner batch --help`)"),
+])
+def test_usage_mistakes_are_one_line_too(cli, args, message):
+    r = cli(*args)
+    assert r.code == 2
+    one_line_error(r, message)
+
+
 def test_log_counts_rows_with_last_and_keeps_limit(cli, fake_ollama, use):
     use(fake_ollama, "ollama")
     for i in range(3):

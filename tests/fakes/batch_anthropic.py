@@ -108,7 +108,8 @@ class FakeAnthropicBatch(FakeAnthropic, Counting):
             seen.add(cid)
             rows.append((cid, r["params"]))
         bid = f"msgbatch_fake{next(self._seq):012d}"
-        job = FakeJob(bid, rows, self.schedule, time.time(), **self.next_job)
+        script, self.next_job = self.next_job, {}  # one-shot
+        job = FakeJob(bid, rows, self.schedule, time.time(), **script)
         self.jobs[bid] = job
         self.created.append(bid)
         for _, params in rows:

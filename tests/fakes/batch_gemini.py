@@ -165,7 +165,8 @@ class FakeGeminiBatch(FakeGemini, Counting):
                 rows.append((str((item.get("metadata") or {}).get("key") or i), item["request"]))
             self.inline_jobs += 1
         bid = f"batches/fake{next(self._seq):010d}"
-        job = FakeJob(bid, rows, self.schedule, time.time(), label=batch["displayName"], **self.next_job)
+        script, self.next_job = self.next_job, {}  # one-shot
+        job = FakeJob(bid, rows, self.schedule, time.time(), label=batch["displayName"], **script)
         self.jobs[bid] = job
         self.meta[bid] = {"model": f"models/{model}", "file": "fileName" in source}
         self.created.append(bid)

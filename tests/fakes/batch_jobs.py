@@ -6,7 +6,8 @@ of the job moves it one step, as a real job moves on between two polls. While it
 answers the next share of its rows through the fake's own live endpoint (so a batch row is held to
 exactly the rules a live request is: unknown model, bad parameters, queued ``Fault``s…).
 
-Scripting a job (set on the fake before the job is created, or on ``fake.jobs[id]`` after):
+Scripting a job (``fake.next_job = {...}`` applies to the next job created only, or set the
+fields on ``fake.jobs[id]`` after):
 - ``expire_after=N``: the job expires once N rows are answered; the rest expire;
 - ``fail_validation="message"``: the whole job fails before any row runs;
 - cancel: the protocol's cancel request; the job is cancelling for one poll, then cancelled, with

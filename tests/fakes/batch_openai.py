@@ -153,7 +153,7 @@ class FakeOpenAIBatch(FakeOpenAI, Counting):
         if f["purpose"] != "batch":
             return _err(400, "The input file must have purpose 'batch'.", param="input_file_id")
         rows, problem = self._rows(f["content"], body["endpoint"])
-        script = dict(self.next_job)
+        script, self.next_job = dict(self.next_job), {}  # one-shot
         problem = problem or script.pop("fail_validation", None)
         bid = f"batch_fake{next(self._seq):06d}"
         job = FakeJob(bid, rows, self.schedule, time.time(), label=(body.get("metadata") or {}).get("runner_job"),

@@ -247,6 +247,19 @@ class FakeGemini(FakeServer):
         body = req.json
         if not isinstance(body, dict):
             return _err(400, "Invalid JSON payload received.")
+        if method == "countTokens":
+            # CountTokensRequest has `contents` or `generateContentRequest` (model, contents,
+            # systemInstruction, tools, ...), never both; a system instruction goes in the latter.
+            unknown = [k for k in body if k not in ("contents", "generateContentRequest")]
+            if unknown:
+                return _err(400, f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot find field.')
+            inner = body.get("generateContentRequest")
+            if inner is not None:
+                if "contents" in body:
+                    return _err(400, "Only one of contents or generate_content_request may be set.")
+                if not isinstance(inner, dict) or inner.get("model") != f"models/{name}":
+                    return _err(400, "* CountTokensRequest.generate_content_request.model: model must be the same as the one in the URL.\n")
+                body = {k: v for k, v in inner.items() if k != "model"}
         fault = None if method == "countTokens" else await self.begin(name)
         if fault is not None and fault.status:
             details = None

@@ -61,3 +61,20 @@ def write_pool_config(home: Path, hosts: Iterable[OllamaHost | dict | str], extr
     text = ("retries: 1\ntimeouts: {connect_s: 2, first_token_s: 10, total_s: 30}\n"
             f"ollama:\n  hosts: {json.dumps(items)}\n" + extra)
     (home / "config.yaml").write_text(text)
+
+
+def kill_after(host: OllamaHost, chats: int, timeout_s: float = 30.0):
+    """Kill `host` from another thread as soon as it has received `chats` chats (mid-run).
+    Returns the thread; join it to be sure the kill happened."""
+    import threading
+    import time
+
+    def watch() -> None:
+        end = time.monotonic() + timeout_s
+        while len(host.chats()) < chats and time.monotonic() < end:
+            time.sleep(0.002)
+        host.kill()
+
+    thread = threading.Thread(target=watch, name="kill-after", daemon=True)
+    thread.start()
+    return thread

@@ -142,3 +142,17 @@ def test_a_mid_stream_failure_reaches_the_ollama_client_as_an_error(use, fake_ol
         for part in client(served).chat(model="ollama/qwen2.5:7b", messages=MESSAGES, stream=True):
             got.append(part.message.content)
     assert "".join(got).startswith("one two") and "GPU fell over" in info.value.error
+
+
+def test_a_model_pulled_while_serving_shows_up(use, fake_ollama, serve):
+    from tests.fakes import FakeModel
+
+    use(fake_ollama, "ollama")
+    served = serve()
+    c = client(served)
+    assert "ollama/llama3.2:3b" not in [m.model for m in c.list().models]
+    fake_ollama.models["llama3.2:3b"] = FakeModel(131072, "llama")
+    served.gateway.session.availability_ttl_s = 0  # the next request probes again
+    names = [m.model for m in c.list().models]
+    assert "ollama/llama3.2:3b" in names
+    assert c.chat(model="ollama/llama3.2:3b", messages=MESSAGES, stream=False).message.content.startswith("[llama3.2:3b]")

@@ -309,3 +309,42 @@ def test_an_oversized_body_is_refused_while_reading(serve, use, fake_openai):
     assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
     r = httpx.post(served.url + "/api/chat", content=b"{" + b" " * (2 * 1024 * 1024) + b"}")
     assert r.status_code == 413 and "1 MiB" in r.json()["error"]
+
+
+# --- a slow first token ---------------------------------------------------------------------
+
+
+def test_a_slow_first_token_gets_keep_alive_comments_then_the_answer(use, fake_openai, serve):
+    use(fake_openai, "openai")
+    fake_openai.ttft_s = 0.6
+    served = serve()
+    served.gateway.header_wait_s, served.gateway.ping_s = 0.1, 0.1
+    with httpx.stream("POST", served.url + "/v1/chat/completions", timeout=10,
+                      json={"model": "openai/gpt-4.1", "stream": True, "messages": MESSAGES}) as r:
+        assert r.status_code == 200
+        lines = [line for line in r.iter_lines() if line]
+    pings = [i for i, line in enumerate(lines) if line.startswith(":")]
+    first = next(i for i, line in enumerate(lines) if line.startswith("data: {"))
+    assert pings and max(pings) < first and lines[-1] == "data: [DONE]"
+
+
+def test_a_failure_after_the_status_was_sent_is_an_error_chunk(use, fake_openai, serve):
+    use(fake_openai, "openai")
+    served = serve()
+    served.gateway.header_wait_s, served.gateway.ping_s = 0.1, 0.1
+    fake_openai.push_fault(Fault(status=400, hang_s=0.5, message="refused late"))
+    with pytest.raises(openai.APIError) as info:
+        list(sdk(served).chat.completions.create(model="openai/gpt-4.1", messages=MESSAGES, stream=True))
+    assert "refused late" in info.value.message
+
+
+def test_the_bind_check():
+    from runner.errors import UserError
+    from runner.serve.auth import Keys
+    from runner.serve.server import check_bind
+
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"):
+        check_bind(host, Keys())
+    with pytest.raises(UserError):
+        check_bind("0.0.0.0", Keys())
+    check_bind("0.0.0.0", load_keys(api_key="a-long-enough-key-123"))

@@ -170,3 +170,8 @@ def job_summary(job: Job) -> dict[str, Any]:
     return {"job": job.key, "provider": job.provider, "model": job.ref, "job_id": job.job_id, "rows": len(job.rows),
             "status": job.provider_status or job.status, "done": job.done, "failed": job.failed,
             "submitted_at": job.submitted_at, "completed_at": job.completed_at, "est_cost_usd": job.est_cost_usd}
+
+
+def waiting_rows(results: Path) -> set[str]:
+    """Rows of the results file `results` that wait in a provider batch job (none without a jobs file)."""
+    return JobsFile.load(state_path(results)).rows_waiting()
