@@ -1,5 +1,8 @@
 """What the router needs to know about the world: which keys are set, which Ollama servers are
-up and what they have. Gathered here (the only I/O before routing); the router only reads it."""
+up and what they have. Gathered here (the only I/O before routing); the router only reads it.
+
+A provider with several hosts (a pool) has each host probed at once; its status is their union
+(`pool_status`), with each host's own status in `hosts`."""
 
 from __future__ import annotations
 
@@ -23,6 +26,9 @@ class OllamaStatus:
     error: str | None = None
     version: str | None = None
     models: dict[str, LocalModel] = field(default_factory=dict)
+    # A pool: each host's own status, in the config's order; this status is their union. Empty
+    # for a provider with one host.
+    hosts: tuple["OllamaStatus", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,10 +70,32 @@ async def gather_availability(config: Config, refs: list[str], fresh_s: float = 
     # pulled: ask again. Among a profile's candidates, a model not pulled is the usual case.
     asked = {n: [ref.partition("/")[2] for ref in refs if ref.partition("/")[0] == n] for n in names}
     wanted = {n: tuple(models) if len(models) == 1 else () for n, models in asked.items()}
-    infos = await asyncio.gather(*(probe_ollama(config.providers[n].base_url, cache, fresh_s=fresh_s, wanted=wanted[n])
-                                   for n in names))
-    ollama = {name: _status(info) for name, info in zip(names, infos)}
+    jobs = [(n, host.url) for n in names for host in config.providers[n].host_list]  # every host at once
+    infos = await asyncio.gather(*(probe_ollama(url, cache, fresh_s=fresh_s, wanted=wanted[n]) for n, url in jobs))
+    hosts: dict[str, list[OllamaStatus]] = {}
+    for (name, _), info in zip(jobs, infos):
+        hosts.setdefault(name, []).append(_status(info))
+    ollama = {name: pool_status(statuses) for name, statuses in hosts.items()}
     return Availability(ollama=ollama, keys=frozenset(keys), key_errors=key_errors)
+
+
+def pool_status(statuses: list[OllamaStatus]) -> OllamaStatus:
+    """One provider's status from its hosts': reachable if any is; each model any reachable host
+    has, with the largest window among them (the router reads each host's own); the hosts' errors,
+    without credentials, when none is up. One host: its status as it is."""
+    if len(statuses) == 1:
+        return statuses[0]
+    from .redact import display_url
+
+    up = [s for s in statuses if s.reachable]
+    models: dict[str, LocalModel] = {}
+    for s in up:
+        for name, m in s.models.items():
+            if name not in models or (m.context_length or 0) > (models[name].context_length or 0):
+                models[name] = m
+    error = None if up else "; ".join(f"{display_url(s.host)}: {s.error or 'not reachable'}" for s in statuses)
+    first = up[0] if up else statuses[0]
+    return OllamaStatus(first.host, bool(up), error, first.version, models, tuple(statuses))
 
 
 def forget_ollama(config: Config, provider: str) -> None:
@@ -76,7 +104,8 @@ def forget_ollama(config: Config, provider: str) -> None:
 
     p = config.providers.get(provider)
     if p is not None and p.protocol == "ollama":
-        forget(probe_cache(config), p.base_url)
+        for host in p.host_list:
+            forget(probe_cache(config), host.url)
 
 
 def _status(info) -> OllamaStatus:

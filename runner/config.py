@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,21 @@ from .yamlfile import YamlDoc, load_yaml
 
 MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
 MIN_NUM_CTX = 512
+
+
+@dataclass(frozen=True)
+class Host:
+    """One machine of a provider's pool (`ollama: {hosts: [...]}`, an endpoint's list of base_urls)."""
+
+    url: str
+    num_parallel: int | None = None  # None: the provider's (ollama.num_parallel, an endpoint's num_parallel)
+    weight: float = 1.0  # a larger share of the calls, where slots allow
+
+    @property
+    def shown_url(self) -> str:
+        from .redact import display_url
+
+        return display_url(self.url)
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,16 @@ class Provider:
     # Calls in flight at once; None: the default (Limits.ceiling). llama.cpp's server serves
     # one request and cuts the others, so a local endpoint defaults to 1.
     num_parallel: int | None = None
+    # Serves a provider batch API (`runner batch --deferred`): OpenAI's /v1/batches for the openai
+    # protocol, Message Batches for anthropic, batch mode for gemini.
+    batch: bool = False
+    # Several machines serving as one provider; empty: the one at base_url (base_url is the first).
+    hosts: tuple[Host, ...] = ()
+
+    @property
+    def host_list(self) -> tuple[Host, ...]:
+        """Its machines: the configured hosts, or the one at base_url."""
+        return self.hosts or (Host(self.base_url),)
 
     def api_key(self) -> str | None:
         """The key from the environment, without the whitespace a CRLF .env or a paste leaves."""
@@ -68,6 +93,24 @@ class Price:
     input_per_mtok: float
     output_per_mtok: float
     cache_read_per_mtok: float | None = None
+    # A provider batch's price (`runner batch --deferred`): its own rates, or a share of these.
+    batch_input_per_mtok: float | None = None
+    batch_output_per_mtok: float | None = None
+    batch_discount: float | None = None  # e.g. 0.5: the batch costs half of every rate above
+
+    def rates(self, batch: bool = False) -> tuple[float, float, float]:
+        """(input, output, cache read) per million tokens; with `batch`, the batch price — the
+        live one when the override gives no batch price."""
+        cache = self.cache_read_per_mtok if self.cache_read_per_mtok is not None else self.input_per_mtok
+        if not batch:
+            return self.input_per_mtok, self.output_per_mtok, cache
+        if self.batch_discount is not None:
+            d = self.batch_discount
+            return self.input_per_mtok * d, self.output_per_mtok * d, cache * d
+        if self.batch_input_per_mtok is not None and self.batch_output_per_mtok is not None:
+            share = self.batch_input_per_mtok / self.input_per_mtok if self.input_per_mtok else 1.0
+            return self.batch_input_per_mtok, self.batch_output_per_mtok, cache * share
+        return self.input_per_mtok, self.output_per_mtok, cache
 
 
 @dataclass(frozen=True)
@@ -109,6 +152,8 @@ class Settings:
     first_token_timeout_s: float = 120.0
     total_timeout_s: float = 900.0
     hosted_concurrency: int = 8
+    deferred_poll_s: float = 5.0  # runner batch --deferred: the first wait between polls of a job
+    deferred_max_poll_s: float = 300.0  # … growing to this
 
 
 @dataclass
@@ -228,15 +273,33 @@ def _options(doc: YamlDoc, path: tuple, data: Any) -> dict:
 
 def _price(doc: YamlDoc, path: tuple, data: Any) -> Price:
     data = _want(doc, path, data, dict, "a mapping")
-    _check_keys(doc, path, data, {"input_per_mtok", "output_per_mtok", "cache_read_per_mtok"})
+    batch_keys = ("batch_input_per_mtok", "batch_output_per_mtok")
+    _check_keys(doc, path, data, {"input_per_mtok", "output_per_mtok", "cache_read_per_mtok", *batch_keys,
+                                  "batch_discount"})
     for key in ("input_per_mtok", "output_per_mtok"):
         if key not in data:
             raise doc.error(path, f"needs {key} (USD per million tokens)")
         _number(doc, path + (key,), data[key], "a number of US dollars, 0 or more", low=0)
-    cache = data.get("cache_read_per_mtok")
-    if cache is not None:
-        _number(doc, path + ("cache_read_per_mtok",), cache, "a number of US dollars, 0 or more", low=0)
-    return Price(float(data["input_per_mtok"]), float(data["output_per_mtok"]), None if cache is None else float(cache))
+    optional: dict[str, float | None] = {}
+    for key in ("cache_read_per_mtok", *batch_keys):
+        if data.get(key) is not None:
+            _number(doc, path + (key,), data[key], "a number of US dollars, 0 or more", low=0)
+        optional[key] = None if data.get(key) is None else float(data[key])
+    given = [k for k in batch_keys if optional[k] is not None]
+    if len(given) == 1:
+        missing = next(k for k in batch_keys if k not in given)
+        raise doc.error(path + (given[0],), f"needs {missing} too (a batch price has both rates)")
+    discount = data.get("batch_discount")
+    if discount is not None:
+        _number(doc, path + ("batch_discount",), discount, "a share of the price, more than 0 and at most 1", above=0)
+        if discount > 1:
+            raise doc.error(path + ("batch_discount",), f"must be a share of the price, more than 0 and at most 1, "
+                                                         f"not {discount!r}")
+        if given:
+            raise doc.error(path + ("batch_discount",), "give either batch_discount or the batch rates, not both")
+    return Price(float(data["input_per_mtok"]), float(data["output_per_mtok"]), optional["cache_read_per_mtok"],
+                 optional["batch_input_per_mtok"], optional["batch_output_per_mtok"],
+                 None if discount is None else float(discount))
 
 
 def _models(doc: YamlDoc, data: Any, into: dict[str, ModelInfo], providers: dict[str, Provider]) -> None:
@@ -269,7 +332,8 @@ def _known_provider(doc: YamlDoc, path: tuple, name: str, providers: dict[str, P
 
 def _providers(doc: YamlDoc, section: str, data: Any, into: dict[str, Provider], default_protocol: str | None) -> None:
     data = _want(doc, (section,), data or {}, dict, "a mapping of names to settings")
-    allowed = {"protocol", "base_url", "key_env", "local", "prices_id", "max_tokens_field", "base_url_env", "num_parallel"}
+    allowed = {"protocol", "base_url", "key_env", "local", "prices_id", "max_tokens_field", "base_url_env", "num_parallel",
+               "batch"}
     for name, spec in data.items():
         path = (section, name)
         if "/" in str(name):
@@ -280,10 +344,17 @@ def _providers(doc: YamlDoc, section: str, data: Any, into: dict[str, Provider],
         protocol = spec.get("protocol", old.protocol if old else default_protocol)
         if protocol not in PROTOCOLS:
             raise doc.error(path + ("protocol",), f"must be one of {', '.join(PROTOCOLS)}")
-        for key in ("base_url", "key_env", "base_url_env", "prices_id"):
+        for key in ("key_env", "base_url_env", "prices_id"):
             if spec.get(key) is not None:
                 _text(doc, path + (key,), spec[key])
-        base_url = spec.get("base_url", old.base_url if old else None)
+        hosts = old.hosts if old and "base_url" not in spec else ()
+        if isinstance(spec.get("base_url"), list):  # several machines as one provider
+            hosts = _hosts(doc, path + ("base_url",), spec["base_url"], protocol)
+            base_url = hosts[0].url
+        else:
+            if spec.get("base_url") is not None:
+                _text(doc, path + ("base_url",), spec["base_url"])
+            base_url = spec.get("base_url", old.base_url if old else None)
         if not base_url:
             raise doc.error(path, "needs base_url")
         if protocol == "ollama":
@@ -295,12 +366,18 @@ def _providers(doc: YamlDoc, section: str, data: Any, into: dict[str, Provider],
             if protocol == "ollama":
                 base_url = normalise_ollama_host(base_url)
             _check_url(base_url, lambda message, env=env_name: UserError(f"{env}: {message}"))
+            hosts = ()  # the environment names one host
         local = spec.get("local", old.local if old else protocol == "ollama")
         if not isinstance(local, bool):
             raise doc.error(path + ("local",), f"must be true or false, not {local!r}")
         num_parallel = spec.get("num_parallel", old.num_parallel if old else None)
         if num_parallel is not None:
             _number(doc, path + ("num_parallel",), num_parallel, "a whole number, 1 or more", whole=True, low=1)
+        batch = spec.get("batch", old.batch if old else False)
+        if not isinstance(batch, bool):
+            raise doc.error(path + ("batch",), f"must be true or false, not {batch!r}")
+        if batch and (protocol == "ollama" or local):
+            raise doc.error(path + ("batch",), "a local server has no provider batch API; leave batch out")
         field_name = spec.get("max_tokens_field", old.max_tokens_field if old else "max_tokens")
         if field_name not in MAX_TOKENS_FIELDS:
             raise doc.error(path + ("max_tokens_field",), f"must be {' or '.join(MAX_TOKENS_FIELDS)}, not {field_name!r}")
@@ -313,7 +390,41 @@ def _providers(doc: YamlDoc, section: str, data: Any, into: dict[str, Provider],
             prices_id=spec.get("prices_id", old.prices_id if old else None),
             max_tokens_field=field_name,
             num_parallel=num_parallel,
+            batch=batch,
+            hosts=hosts,
         )
+
+
+HOST_KEYS = {"url", "num_parallel", "weight"}
+
+
+def _hosts(doc: YamlDoc, path: tuple, items: Any, protocol: str) -> tuple[Host, ...]:
+    """A list of hosts: each a URL, or {url, num_parallel, weight}."""
+    items = _want(doc, path, items, list, "a list of URLs or of {url, num_parallel, weight}")
+    if not items:
+        raise doc.error(path, "needs at least one host")
+    hosts: list[Host] = []
+    for i, item in enumerate(items):
+        where = path + (i,)
+        if isinstance(item, str):
+            item = {"url": item}
+        item = _want(doc, where, item, dict, "a URL or a mapping with url, num_parallel and weight")
+        _check_keys(doc, where, item, HOST_KEYS)
+        if "url" not in item:
+            raise doc.error(where, "needs url")
+        url = _text(doc, where + ("url",), item["url"], "a URL").strip().rstrip("/")
+        if protocol == "ollama":
+            url = normalise_ollama_host(url)
+        _check_url(url, lambda message: doc.error(where + ("url",), message))
+        num_parallel = item.get("num_parallel")
+        if num_parallel is not None:
+            _number(doc, where + ("num_parallel",), num_parallel, "a whole number, 1 or more", whole=True, low=1)
+        weight = _number(doc, where + ("weight",), item.get("weight", 1), "a number more than 0", above=0)
+        twin = next((j for j, h in enumerate(hosts) if h.url == url), None)
+        if twin is not None:  # the message never repeats the URL: it may hold a password
+            raise doc.error(where, f"the same host is listed twice (items {twin + 1} and {i + 1})")
+        hosts.append(Host(url, num_parallel, float(weight)))
+    return tuple(hosts)
 
 
 def _check_url(url: str, error) -> None:
@@ -359,7 +470,7 @@ def _settings(doc: YamlDoc, data: Any) -> Settings:
                 _number(doc, ("timeouts", key), timeouts[key], "a number of seconds, more than 0", above=0))
     ollama = data.get("ollama") or {}
     _want(doc, ("ollama",), ollama, dict, "a mapping")
-    _check_keys(doc, ("ollama",), ollama, {"max_num_ctx", "num_parallel", "keep_alive"})
+    _check_keys(doc, ("ollama",), ollama, {"max_num_ctx", "num_parallel", "keep_alive", "hosts"})
     if "max_num_ctx" in ollama:
         values["ollama_max_num_ctx"] = _number(doc, ("ollama", "max_num_ctx"), ollama["max_num_ctx"],
                                                f"a whole number of tokens, {MIN_NUM_CTX} or more", whole=True, low=MIN_NUM_CTX)
@@ -368,6 +479,15 @@ def _settings(doc: YamlDoc, data: Any) -> Settings:
                                                 "a whole number, 1 or more", whole=True, low=1)
     if "keep_alive" in ollama:
         values["ollama_keep_alive"] = str(ollama["keep_alive"])
+    deferred = data.get("deferred") or {}
+    _want(doc, ("deferred",), deferred, dict, "a mapping")
+    _check_keys(doc, ("deferred",), deferred, {"poll_s", "max_poll_s"})
+    for key in ("poll_s", "max_poll_s"):
+        if key in deferred:
+            values[f"deferred_{key}"] = float(_number(doc, ("deferred", key), deferred[key],
+                                                      "a number of seconds, more than 0", above=0))
+    if values.get("deferred_max_poll_s", s.deferred_max_poll_s) < values.get("deferred_poll_s", s.deferred_poll_s):
+        raise doc.error(("deferred", "max_poll_s"), "must be at least poll_s")
     return Settings(**{**s.__dict__, **values})
 
 
@@ -462,11 +582,15 @@ def load_config(home: Path | None = None) -> Config:
         data = user.data or {}
         if not isinstance(data, dict):
             raise user.error((), "must be a mapping")
-        _check_keys(user, (), data, {"endpoints", "providers", "models", "ollama", "timeouts", "default_task", "retries", "hosted_concurrency", "local_cost_per_hour_usd"})
+        _check_keys(user, (), data, {"endpoints", "providers", "models", "ollama", "timeouts", "default_task", "retries", "hosted_concurrency", "local_cost_per_hour_usd", "deferred"})
         _providers(user, "providers", data.get("providers"), providers, None)
         _providers(user, "endpoints", data.get("endpoints"), providers, "openai")
         _models(user, data.get("models"), models, providers)
         settings = _settings(user, {k: v for k, v in data.items() if k not in ("endpoints", "providers", "models")})
+        hosts = (data.get("ollama") or {}).get("hosts")
+        if hosts is not None and "ollama" in providers:  # wins over OLLAMA_HOST: that names one host
+            hosts = _hosts(user, ("ollama", "hosts"), hosts, "ollama")
+            providers["ollama"] = replace(providers["ollama"], base_url=hosts[0].url, hosts=hosts)
 
     profiles: dict[str, Profile] = {}
     _load_profiles(shipped, profiles, providers, skip={"catalog.yaml"})

@@ -206,14 +206,15 @@ class Dispatcher:
         return any(not h.cooling(now) for h in self._candidates(pool, model, frozenset(eligible), frozenset(avoid)))
 
     def capacity(self, provider: str, eligible: Iterable[str] = ()) -> int | None:
-        """Calls the able hosts can take at once (the cooling ones count for nothing, but at least
-        one, so a call still starts and falls back); None for a single host: the provider's limit."""
+        """Calls the able hosts can take at once, the cooling ones counting for nothing. None when
+        the hosts do not bound it: a single host (the provider's limit is its), or every able host
+        cooling down (each call then falls back at once, within the next model's limits)."""
         pool = self.pool(provider)
         if len(pool.hosts) == 1:
             return None
         want, now = frozenset(eligible), self._clock()
         able = [h for h in pool.hosts if not want or h.url in want]
-        return max(1, sum(0 if h.cooling(now) else (1 if h.failures else h.slots) for h in able))
+        return sum(0 if h.cooling(now) else (1 if h.failures else h.slots) for h in able) or None
 
     def why_none(self, provider: str, model: str, eligible: Iterable[str] = ()) -> str:
         """One sentence for a call no host could take."""

@@ -50,8 +50,7 @@ class Executor:
         self.limits = limits
         self.sleep = sleep
         # Which host of a provider takes each call (a provider may have several machines).
-        specs = getattr(limits, "host_specs", None) or (lambda p: [(config.providers[p].base_url, 1, 1.0)])  # TODO(pool) shim
-        self.dispatch = Dispatcher(specs, loaded=self._loaded)
+        self.dispatch = Dispatcher(limits.host_specs, loaded=self._loaded)
 
     async def _loaded(self, provider: str, url: str) -> dict[str, int | None] | None:
         """The models a host has loaded now, where its protocol can say (Ollama's /api/ps)."""

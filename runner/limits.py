@@ -38,15 +38,25 @@ class Limits:
         self.states: dict[str, ProviderState] = {}
 
     def ceiling(self, provider: str) -> int:
+        """Calls in flight at once: `--limit`, else the sum of its hosts' (one host for most)."""
         if provider in self.overrides:
             return self.overrides[provider]
-        p = self.config.providers.get(provider)
-        if p is not None and p.protocol == "ollama":
-            return self.config.settings.ollama_num_parallel
-        if p is not None and p.num_parallel is not None:
-            return p.num_parallel
-        # A local server (llama.cpp) may serve one request and cut the others.
-        return 1 if p is not None and p.local else self.config.settings.hosted_concurrency
+        if provider not in self.config.providers:
+            return self.config.settings.hosted_concurrency
+        return sum(slots for _, slots, _ in self.host_specs(provider))
+
+    def host_specs(self, provider: str) -> list[tuple[str, int, float]]:
+        """Each host of the provider: (URL, calls it takes at once, weight). A host's own
+        num_parallel, else the provider's: Ollama's from ollama.num_parallel (the server's
+        OLLAMA_NUM_PARALLEL), an endpoint's num_parallel, hosted_concurrency for hosted APIs."""
+        p = self.config.providers[provider]
+        if p.protocol == "ollama":
+            default = self.config.settings.ollama_num_parallel
+        elif p.num_parallel is not None:
+            default = p.num_parallel
+        else:  # a local server (llama.cpp) may serve one request and cut the others
+            default = 1 if p.local else self.config.settings.hosted_concurrency
+        return [(h.url, h.num_parallel or default, h.weight) for h in p.host_list]
 
     def current_limit(self, provider: str) -> int:
         """How many calls the provider may have in flight right now (after any halving)."""

@@ -38,9 +38,9 @@ class Pricing:
             return None
         override = self.config.model_info(ref).price
         if override is not None:
-            cache_rate = override.cache_read_per_mtok if override.cache_read_per_mtok is not None else override.input_per_mtok
+            input_rate, output_rate, cache_rate = override.rates(batch)
             uncached = max(0, input_tokens - cache_read_tokens)
-            return (uncached * override.input_per_mtok + cache_read_tokens * cache_rate + output_tokens * override.output_per_mtok) / 1e6
+            return (uncached * input_rate + cache_read_tokens * cache_rate + output_tokens * output_rate) / 1e6
         if provider.local:
             rate = self.config.settings.local_cost_per_hour_usd
             return rate * (seconds or 0.0) / 3600.0 if rate else 0.0

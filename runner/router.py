@@ -194,7 +194,7 @@ def _consider(
 
     if provider.protocol == "ollama":
         status = availability.ollama.get(provider_name)
-        pooled = len(getattr(status, "hosts", ())) > 1
+        pooled = status is not None and len(status.hosts) > 1
         if status is None or not status.reachable:
             why = f" ({status.error})" if status and status.error else ""
             if pooled:  # the error names each host, without credentials
@@ -259,7 +259,7 @@ def _windows(status, model: str, ceiling: int | None) -> dict[str, tuple[int, in
     """Each reachable host that has `model`: (its context length, the num_ctx it allows there —
     capped by max_num_ctx —, its version). A status without a list of hosts is one host."""
     out = {}
-    for host in getattr(status, "hosts", ()) or (status,):
+    for host in status.hosts or (status,):
         found = host.models.get(model) or host.models.get(_with_latest(model))
         if host.reachable and found is not None:
             window = found.context_length or 4096

@@ -93,10 +93,10 @@ def share(part: float, whole: float) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def aggregate(rows: Iterable[dict[str, Any]], key: str = "model") -> dict[str, Aggregate]:
+def aggregate(rows: Iterable[dict[str, Any]], key: str = "model", missing: str = "(no model)") -> dict[str, Aggregate]:
     out: dict[str, Aggregate] = {}
     for r in rows:
-        name = r.get(key) or "(no model)"
+        name = r.get(key) or missing
         agg = out.get(name)
         if agg is None:
             agg = out[name] = Aggregate(name)
@@ -104,19 +104,51 @@ def aggregate(rows: Iterable[dict[str, Any]], key: str = "model") -> dict[str, A
     return out
 
 
+NO_HOST = "(not recorded)"  # calls logged before hosts were
+
+
+def summarise_hosts(attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    """`runner stats --by host`: per server that took the calls (each machine of a pool), its
+    calls, failures, latency and tokens/s, and the models it ran."""
+    hosts = []
+    models: dict[str, set[str]] = {}
+    for r in attempts:
+        models.setdefault(r.get("host") or NO_HOST, set()).add(r["model"])
+    for host, agg in sorted(aggregate(attempts, key="host", missing=NO_HOST).items()):
+        hosts.append({
+            "host": host, "models": sorted(models[host]), "calls": agg.calls, "failed": agg.failed,
+            "p50_ttft_ms": agg.p("ttft", 50), "p50_latency_ms": agg.p("latency", 50),
+            "p95_latency_ms": agg.p("latency", 95), "tokens_per_s": agg.p("tps", 50),
+            "input_tokens": agg.input_tokens, "output_tokens": agg.output_tokens,
+            "estimated_share": agg.estimated_share(),
+        })
+    return {"hosts": hosts}
+
+
+DEFERRED = " (deferred)"
+
+
+def by_model(r: dict[str, Any]) -> str:
+    """The row a call counts in: its model, or "model (deferred)" for a provider batch's call, whose
+    latency is hours of waiting by design and must not mix with the live calls' percentiles."""
+    name = r.get("model") or "(no model)"
+    return name + DEFERRED if r.get("deferred") else name
+
+
 def summarise(attempts: list[dict[str, Any]], config: Config, pricing: Pricing, versus: str) -> dict[str, Any]:
-    """`runner stats`: per model, and what the local calls would have cost on `versus`."""
+    """`runner stats`: per model (deferred calls apart), and what the local calls would have cost on
+    `versus`."""
     models = []
     total, unknown = 0.0, 0
     everything = Aggregate("all")
     saved = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "versus_cost_usd": 0.0, "estimated_calls": 0}
     versus_costs: list[float | None] = []
-    for model, agg in sorted(aggregate(attempts).items()):
-        local = config.is_local(model)
+    for model, agg in sorted(aggregate(({**r, "row": by_model(r)} for r in attempts), key="row").items()):
+        local = config.is_local(model) and not model.endswith(DEFERRED)
         unknown += agg.unknown_cost
         total += agg.known_cost
         models.append({
-            "model": model, "local": local, "calls": agg.calls, "failed": agg.failed,
+            "model": model, "local": local, "deferred": model.endswith(DEFERRED), "calls": agg.calls, "failed": agg.failed,
             "p50_ttft_ms": agg.p("ttft", 50), "p50_latency_ms": agg.p("latency", 50),
             "p95_latency_ms": agg.p("latency", 95), "tokens_per_s": agg.p("tps", 50),
             "input_tokens": agg.input_tokens, "output_tokens": agg.output_tokens, "cost_usd": agg.cost_usd,

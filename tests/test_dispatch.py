@@ -92,6 +92,7 @@ def test_failed_host_cools_down_then_takes_one_call_until_it_answers():
         d.release(a, ErrorKind.CONNECT, "connection refused")
         assert [(await d.acquire("ollama", "m")).url for _ in range(2)] == [B, B]
         assert d.capacity("ollama") == 2  # A counts for nothing while it cools
+        assert d.capacity("ollama", eligible=[A]) is None  # its calls fall back at once: no bound here
         waiting = asyncio.ensure_future(d.acquire("ollama", "m"))
         await asyncio.sleep(0)
         assert not waiting.done()  # B is full and A is cooling: wait for B

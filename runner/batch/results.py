@@ -33,7 +33,7 @@ from ..errors import UserError
 
 FIELDS = ("id", "ok", "model", "task", "finish_reason", "text", "thinking", "input_tokens", "output_tokens",
           "tokens_estimated", "ttft_ms", "latency_ms", "tokens_per_s", "cost_usd", "error",
-          "attempts", "run_id", "batch_id", "time", "fingerprint")
+          "attempts", "run_id", "batch_id", "time", "fingerprint", "deferred", "job_id")
 CSV_FIELDS = tuple(f for f in FIELDS if f != "attempts")
 FSYNC_EVERY_S = 1.0
 
@@ -47,6 +47,7 @@ class ResumeState:
     # id → what its answer was asked with (Batch.fingerprint); None in files from before it was written
     fingerprints: dict[str, str | None] = field(default_factory=dict)
     header: list[str] | None = None  # a CSV file's own columns: appended records keep to them
+    job_of: dict[str, str] = field(default_factory=dict)  # id → the provider batch job of its last line
     records: int = 0
     cost_usd: float = 0.0  # every record's known cost, superseded ones included: it was spent
     batch_id: str | None = None
@@ -57,8 +58,12 @@ class ResumeState:
     def ids(self) -> int:
         return len(self.ok) + len(self.failed)
 
-    def add(self, rid: str, ok: bool, cost: Any, batch_id: Any, fingerprint: Any = None) -> None:
+    def add(self, rid: str, ok: bool, cost: Any, batch_id: Any, fingerprint: Any = None, job_id: Any = None) -> None:
         self.records += 1
+        if job_id:  # the provider batch job its last line came from (runner batch --deferred)
+            self.job_of[rid] = str(job_id)
+        elif self.job_of:
+            self.job_of.pop(rid, None)
         if ok:
             self.failed.discard(rid)
             self.ok.add(rid)
@@ -133,7 +138,8 @@ def read_state(path: Path, fmt: str) -> tuple[ResumeState, int]:
         good = 0
         for rec, end in reader(path, state):
             good = end
-            state.add(rec["id"], rec["ok"], rec.get("cost_usd"), rec.get("batch_id"), rec.get("fingerprint"))
+            state.add(rec["id"], rec["ok"], rec.get("cost_usd"), rec.get("batch_id"), rec.get("fingerprint"),
+                      rec.get("job_id"))
         state.torn_bytes = path.stat().st_size - good
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -214,7 +220,8 @@ def _read_csv(path: Path, state: ResumeState) -> Iterator[tuple[dict, int]]:
             except ValueError:
                 cost = None
             yield {"id": row["id"], "ok": row["ok"] == "true", "cost_usd": cost,
-                   "batch_id": row.get("batch_id"), "fingerprint": row.get("fingerprint")}, consumed
+                   "batch_id": row.get("batch_id"), "fingerprint": row.get("fingerprint"),
+                   "job_id": row.get("job_id")}, consumed
 
 
 # --- writing ----------------------------------------------------------------------------

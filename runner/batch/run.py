@@ -119,6 +119,10 @@ class Batch:
         self.compacted = 0
         self.on_change: Callable[[], None] | None = None
         self._noted: set[str] = set()
+        # Which rows the live run takes (None: all): `--deferred` runs only the rows it routed
+        # live, and a run without it leaves alone rows that wait in a provider batch job.
+        self.row_filter: Callable[[Row], bool] | None = None
+        self._options: dict[str, Any] | None = None
 
     # --- setup --------------------------------------------------------------------------
 
@@ -250,8 +254,10 @@ class Batch:
         """What a row's answer depends on: its prompt, system prompt, routing (task, model) and
         generation options. An answer given to a different question is not reused on resume."""
         task, model = self.route_of(row)
+        if self._options is None:  # the same for every row: built once (100,000 rows collected at once)
+            self._options = self.o.options.as_dict()
         asked = {"prompt": row.prompt, "system": row.system if row.system is not None else self.o.system,
-                 "task": task, "model": model, "options": self.o.options.as_dict(), "files": list(row.files),
+                 "task": task, "model": model, "options": self._options, "files": list(row.files),
                  "local_only": self.o.local_only}
         return hashlib.sha256(json.dumps(asked, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
@@ -280,6 +286,8 @@ class Batch:
         for row in self.rows():
             if isinstance(row, BadRow) or self.answered(row):
                 continue
+            if self.row_filter is not None and not self.row_filter(row):
+                continue
             try:
                 request = self.request_for(row)
             except UserError as exc:  # a file that vanished or became unreadable since the scan
@@ -289,10 +297,13 @@ class Batch:
 
     # --- running ------------------------------------------------------------------------
 
-    async def run(self) -> int:
-        """Answer every row still to do; returns the exit code. `read()` first."""
+    async def run(self, *, finish: bool = True) -> int:
+        """Answer every row still to do; returns the exit code. `read()` first. A budget set
+        beforehand is used (`--deferred` counts its submitted rows in it); `finish=False` leaves
+        the results file open for the caller to finish."""
         assert self.writer is not None
-        self.budget = Budget(self.o.max_cost, self.state.cost_usd)
+        if self.budget is None:
+            self.budget = Budget(self.o.max_cost, self.state.cost_usd)
         self.engine = Engine(self.session, concurrency=self.concurrency, kind="batch", group_id=self.batch_id)
         self.started_at = time.perf_counter()
 
@@ -312,7 +323,8 @@ class Batch:
                 self.stopped = "budget"
             elif self.engine.stopped in ("interrupt", "abandon"):
                 self.stopped = "interrupted"
-        self.finish()
+        if finish:
+            self.finish()
         return self.exit_code()
 
     def interrupt(self) -> bool:
@@ -345,14 +357,17 @@ class Batch:
             return
         self._noted.add(provider)
         p = self.config.providers.get(provider)
-        if p is not None and p.protocol == "ollama":
+        change = f"--limit {provider}=N changes it"
+        if p is not None and len(p.host_list) > 1:  # a pool: --limit only caps the hosts' sum
+            where, change = f"the num_parallel of its {len(p.host_list)} hosts", "a host's num_parallel changes it"
+        elif p is not None and p.protocol == "ollama":
             where = "ollama.num_parallel"
         elif p is not None and (p.local or p.num_parallel is not None):
             where = f"num_parallel of {provider}"
         else:
             where = "hosted_concurrency"
         note = (f"{provider} takes {ceiling} row{'s' if ceiling != 1 else ''} at a time ({where} in config.yaml), "
-                f"not {asked}; --limit {provider}=N changes it")
+                f"not {asked}; {change}")
         self.notes.append(note)
         if self.on_note is not None:
             self.on_note(note)
@@ -364,27 +379,35 @@ class Batch:
 
     def _record(self, outcome: Outcome) -> None:
         """Write the row's record (one whole line), then count it done."""
-        row: Row = outcome.job.key
-        rec = self.record(row, outcome)
+        self.write(self.record(outcome.job.key, outcome))
+
+    def write(self, line: dict[str, Any]) -> None:
+        """Write one row's line (one whole record, in one write), then count it: done, ok or
+        failed, cost, tokens, the budget, its model's figures."""
+        self.write_lines([line])
+
+    def write_lines(self, lines: list[dict[str, Any]]) -> None:
+        """Rows' lines, as `write` does each."""
         assert self.writer is not None
-        try:
-            self.writer.write(rec)
-        except OSError as exc:  # disk full, standard output closed…: every earlier row is safe
-            if self.writer.path is None:
-                raise UserError(f"standard output was closed after {self.done:,} rows ({exc.strerror or exc})") from None
-            raise UserError(f"cannot write to {self.writer.shown} ({exc.strerror or exc}); the {self.done:,} rows "
-                            "written are kept; fix it and run the same command again to resume") from None
-        self.done += 1
-        cost = rec["cost_usd"]
-        if self.budget is not None:
-            self.budget.finish(outcome.job.item_id, cost, rec["model"])
-        if rec["ok"]:
-            self.ok += 1
-        else:
-            self.failed += 1
-        self.cost += cost or 0.0
-        self.tokens += (rec["input_tokens"] or 0) + (rec["output_tokens"] or 0)
-        self._stat(rec)
+        for rec in lines:
+            try:
+                self.writer.write(rec)
+            except OSError as exc:  # disk full, standard output closed…: every earlier row is safe
+                if self.writer.path is None:
+                    raise UserError(f"standard output was closed after {self.done:,} rows ({exc.strerror or exc})") from None
+                raise UserError(f"cannot write to {self.writer.shown} ({exc.strerror or exc}); the {self.done:,} rows "
+                                "written are kept; fix it and run the same command again to resume") from None
+            self.done += 1
+            cost = rec["cost_usd"]
+            if self.budget is not None:
+                self.budget.finish(rec["id"], cost, rec["model"])
+            if rec["ok"]:
+                self.ok += 1
+            else:
+                self.failed += 1
+            self.cost += cost or 0.0
+            self.tokens += (rec["input_tokens"] or 0) + (rec["output_tokens"] or 0)
+            self._stat(rec)
 
     def record(self, row: Row, outcome: Outcome) -> dict[str, Any]:
         """The row's line in the results file: its RunRecord, keyed by the row's id."""
@@ -393,14 +416,21 @@ class Batch:
             rec = RunRecord.never_ran(task, outcome.error or "failed")
         else:
             rec = RunRecord.from_result(task, outcome.result, outcome.run_id)
-        data = rec.json()
-        out = {"id": row.id}
+        return self.line(row.id, rec.json(), outcome.run_id, row=row)
+
+    def line(self, row_id: str, data: dict[str, Any], run_id: int | None, *, row: Row | None = None,
+             **extra: Any) -> dict[str, Any]:
+        """A results line from a RunRecord's json(): the row's id, the record's fields, the run, the
+        batch, the time, what the answer was asked with, and `extra` (a deferred row's job)."""
+        out = {"id": row_id}
         out.update({k: data[k] for k in RESULT_FIELDS})
-        out.update(run_id=outcome.run_id, batch_id=self.batch_id, time=now_iso(), fingerprint=self.fingerprint(row))
+        out.update(run_id=run_id, batch_id=self.batch_id, time=now_iso(),
+                   fingerprint=self.fingerprint(row) if row is not None else None, **extra)
         return out
 
     def _stat(self, rec: dict[str, Any]) -> None:
-        name = rec["model"] or "(no model)"
+        # A deferred row waited hours by design: its figures stay apart from live ones.
+        name = (rec["model"] or "(no model)") + (" (deferred)" if rec.get("deferred") else "")
         agg = self.models.get(name)
         if agg is None:
             agg = self.models[name] = Aggregate(name)

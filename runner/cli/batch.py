@@ -15,7 +15,9 @@ HELP = """Run every prompt of a file (JSONL, YAML, CSV or text: one prompt per p
 
 Running the same command again resumes: rows already answered are skipped and failed rows are tried again. A killed run (even kill -9) loses no finished row. Every call is in the run log under the batch id (`runner log --group ID`).
 
-Exit codes: 0 every row answered; 1 some rows failed or were invalid (run again to retry); 2 a usage mistake, nothing sent; 3 stopped by --max-cost (run again with a larger budget); 130 interrupted (run again to resume).
+With --deferred, rows whose model's provider has a batch API (OpenAI, Anthropic, Gemini) go to it as jobs at about half price, answered within 24 h; other rows run live meanwhile. The jobs are recorded beside the results file (answers.jsonl.jobs.json for answers.jsonl) before anything is sent, so nothing is submitted twice: run the same command again to collect, --status to see them, --cancel to cancel them.
+
+Exit codes: 0 every row answered; 1 some rows failed or were invalid (run again to retry); 2 a usage mistake, nothing sent; 3 stopped by --max-cost (run again with a larger budget); 4 provider batch jobs still running (run the same command again to collect); 130 interrupted (run again to resume).
 """
 
 
@@ -42,11 +44,17 @@ def batch(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show every row's routing and the estimated total cost; send nothing."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over: empty the results file instead of resuming it."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary (or the --dry-run plan) as JSON for scripts."),
+    deferred: bool = typer.Option(False, "--deferred", help="Send rows whose model's provider has a batch API (OpenAI, Anthropic, Gemini) as provider batch jobs: about half price, answers within 24 h. Other rows run live meanwhile. Then wait, collecting each job as it ends; the same command again resumes and collects."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="With --deferred: submit the jobs and return (exit 4 while they run)."),
+    status: bool = typer.Option(False, "--status", help="With --deferred: show where each submitted job is; sends and writes nothing."),
+    cancel: bool = typer.Option(False, "--cancel", help="With --deferred: ask the providers to cancel the submitted jobs; the next run collects what they finished and sends the rest again."),
+    resubmit: bool = typer.Option(False, "--resubmit", help=default("With --deferred: send rows that failed or expired in a job to a new job.", "they fall back live to their next candidate model")),
 ) -> None:
+    flags = {"deferred": deferred, "no_wait": no_wait, "status": status, "cancel": cancel, "resubmit": resubmit}
     code = run(batch_command(file=file, out=out, input_format=input_format, out_format=fmt, task=task, model=model,
                              system=system, template=template, local_only=local_only, max_tokens=max_tokens,
                              temperature=temperature, think=think, concurrency=concurrency, max_cost=max_cost,
-                             overwrite=overwrite, dry_run=dry_run, as_json=as_json, limits=limits))
+                             overwrite=overwrite, dry_run=dry_run, as_json=as_json, limits=limits, flags=flags))
     if code:
         raise typer.Exit(code)
 
@@ -67,13 +75,27 @@ def parse_limits(items: list[str]) -> dict[str, int]:
     return limits
 
 
-def resume_command(options) -> str:
+def resume_command(options, *extra: str) -> str:
     parts = ["runner", "batch", str(options.file)]
     if options.out:
         parts += ["--out", options.out]
     if options.out_format:
         parts += ["--format", options.out_format]
-    return shlex.join(parts) + (" …" if _has_other_options(options) else "")
+    return shlex.join([*parts, *extra]) + (" …" if _has_other_options(options) else "")
+
+
+def check_flags(flags: dict[str, bool], dry_run: bool) -> None:
+    """--no-wait, --status, --cancel and --resubmit belong to --deferred, and exclude each other
+    where they must."""
+    from ..errors import UserError
+
+    names = {"no_wait": "--no-wait", "status": "--status", "cancel": "--cancel", "resubmit": "--resubmit"}
+    given = [names[k] for k in names if flags.get(k)]
+    if given and not flags.get("deferred"):
+        raise UserError(f"{given[0]} works with --deferred (e.g. runner batch FILE --deferred {given[0]})")
+    looks = [f for f in ("--status", "--cancel") if f in given] + (["--dry-run"] if dry_run else [])
+    if len(looks) > 1:
+        raise UserError(f"{looks[0]} and {looks[1]} do different things; give one")
 
 
 def _has_other_options(o) -> bool:
@@ -82,7 +104,7 @@ def _has_other_options(o) -> bool:
 
 
 async def batch_command(*, dry_run: bool, as_json: bool, limits: list[str] = (), max_tokens=None, temperature=None,
-                        think=None, **fields) -> int:
+                        think=None, flags: dict[str, bool] | None = None, **fields) -> int:
     import asyncio
     import signal
     import sys
@@ -93,12 +115,30 @@ async def batch_command(*, dry_run: bool, as_json: bool, limits: list[str] = (),
     from ..render.batch import ProgressView, bad_rows, closing_notes, dry_run as show_dry_run, summary_table
     from .options import generation_options
 
+    flags = flags or {}
+    check_flags(flags, dry_run)
     options = BatchOptions(**fields, options=generation_options(max_tokens, temperature, think),
                            limits=parse_limits(list(limits)))
+    if flags.get("deferred"):
+        from .deferred import deferred_command
+
+        return await deferred_command(options, dry_run=dry_run, as_json=as_json, wait=not flags.get("no_wait"),
+                                      resubmit=bool(flags.get("resubmit")), status=bool(flags.get("status")),
+                                      cancel=bool(flags.get("cancel")), resume_cmd=resume_command(options, "--deferred"))
     config = load_config()
     b = Batch(config, options)
+    waiting: set[str] = set()
     try:
         b.read(dry_run=dry_run)
+        if b.out_path is not None:
+            from ..batch.deferred.state import waiting_rows
+
+            waiting = waiting_rows(b.out_path) - b.state.ok
+        if waiting:  # in a provider batch job: never sent a second time, live
+            b.row_filter = lambda row: row.id not in waiting
+            if not as_json:
+                err.print(f"[yellow]note:[/] {plural(len(waiting), 'row')} wait in provider batch jobs and are not sent "
+                          f"live; collect them with: {esc(resume_command(options, '--deferred'))}", soft_wrap=False)
         if not as_json:
             bad_rows(b)
         if dry_run:
@@ -161,4 +201,8 @@ async def batch_command(*, dry_run: bool, as_json: bool, limits: list[str] = (),
     else:
         summary_table(b, data, to_stderr=to_stderr)
     closing_notes(b, data, resume_command(options))
+    if waiting and code == 0:
+        from ..batch.deferred import EXIT_PENDING
+
+        return EXIT_PENDING
     return code

@@ -31,14 +31,20 @@ async def _models(as_json: bool) -> None:
     limits = Limits(config)
     ollama_refs = [f"{name}/x" for name, p in config.providers.items() if p.protocol == "ollama"]
     avail = await gather_availability(config, ollama_refs, fresh_s=0)  # what is there right now
+    from ..redact import display_url, host_label
+
     rows = []
     for name, status in avail.ollama.items():
         ceiling = config.settings.ollama_max_num_ctx
+        hosts = status.hosts or (status,)  # a pool lists each host
         for model, info in sorted(status.models.items()):
             ctx = info.context_length
+            having = [display_url(h.host) for h in hosts if h.reachable and model in h.models]
+            where = f"pulled on {', '.join(host_label(h) for h in having)}" if len(hosts) > 1 else "pulled"
             rows.append({"model": f"{name}/{model}", "local": True, "context": min(ctx, ceiling) if ctx and ceiling else ctx,
-                         "input_per_mtok": 0.0, "output_per_mtok": 0.0, "ready": True, "status": "pulled",
-                         "capabilities": list(info.capabilities), "num_parallel": limits.ceiling(name)})
+                         "input_per_mtok": 0.0, "output_per_mtok": 0.0, "ready": True, "status": where,
+                         "capabilities": list(info.capabilities), "num_parallel": limits.ceiling(name),
+                         "hosts": having})
     for ref, info in sorted(config.models.items()):
         provider, _ = config.split_ref(ref)
         if provider.protocol == "ollama":
@@ -48,18 +54,18 @@ async def _models(as_json: bool) -> None:
         rows.append({"model": ref, "local": provider.local, "context": info.context,
                      "input_per_mtok": per_mtok(pricing, ref), "output_per_mtok": per_mtok(pricing, ref, output=True),
                      "ready": ready, "status": status, "num_parallel": limits.ceiling(provider.name)})
-    from ..redact import display_url
-
-    servers = [{"provider": n, "host": display_url(s.host), "reachable": s.reachable, "version": s.version, "error": s.error}
-               for n, s in avail.ollama.items()]
+    servers = []
+    for n, s in avail.ollama.items():
+        slots = [spec[1] for spec in limits.host_specs(n)]
+        for h, at_once in zip(s.hosts or (s,), slots):
+            servers.append({"provider": n, "host": display_url(h.host), "reachable": h.reachable, "version": h.version,
+                            "error": h.error, "models": sorted(h.models) if h.reachable else [],
+                            "num_parallel": at_once})
     if as_json:
         print_json({"ollama": servers, "models": rows})
         return
-    for s in servers:
-        if s["reachable"]:
-            err.print(f"[green]●[/] {s['provider']}: Ollama {s['version'] or ''} at {s['host']}")
-        else:
-            err.print(f"[red]●[/] {s['provider']}: Ollama not reachable at {s['host']} ({s['error']}) — start it with `ollama serve`")
+    for line in server_lines(servers):
+        err.print(line)
     cols = [Col("model", "left", name=True), Col("context", short="window"), Col("$/M in", short="$/M\nin"),
             Col("$/M out", short="$/M\nout"), Col("at once", short="at\nonce", drop=1), Col("status", "left", wrap=True)]
     table_rows = []
@@ -75,7 +81,35 @@ async def _models(as_json: bool) -> None:
             table.rows[i].style = "dim"
     out.print(table)
     err.print("[dim]at once: calls in flight per provider (ollama.num_parallel, an endpoint's num_parallel, "
-              "hosted_concurrency)[/]", soft_wrap=False)
+              "hosted_concurrency; a pool's hosts summed)[/]", soft_wrap=False)
+
+
+def server_lines(servers: list[dict]) -> list[str]:
+    """One line per Ollama provider; a pool adds one per host: what it has, or why it is down."""
+    from ..redact import host_label
+    from ..render import plural
+
+    lines = []
+    for provider in dict.fromkeys(s["provider"] for s in servers):
+        hosts = [s for s in servers if s["provider"] == provider]
+        if len(hosts) == 1:
+            s = hosts[0]
+            if s["reachable"]:
+                lines.append(f"[green]●[/] {provider}: Ollama {s['version'] or ''} at {s['host']}")
+            else:
+                lines.append(f"[red]●[/] {provider}: Ollama not reachable at {s['host']} ({s['error']}) — start it "
+                             "with `ollama serve`")
+            continue
+        up = sum(s["reachable"] for s in hosts)
+        colour = "green" if up == len(hosts) else "yellow" if up else "red"
+        lines.append(f"[{colour}]●[/] {provider}: {up} of {len(hosts)} hosts up")
+        for s in hosts:
+            if s["reachable"]:
+                lines.append(f"  [green]●[/] {host_label(s['host'])}  Ollama {s['version'] or '?'}, "
+                             f"{plural(len(s['models']), 'model')}, {s['num_parallel']} at once")
+            else:
+                lines.append(f"  [red]●[/] {host_label(s['host'])}  not reachable ({s['error']})")
+    return lines
 
 
 PRICE_PROBE_TOKENS = 1000

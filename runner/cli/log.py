@@ -13,7 +13,7 @@ from .options import AsJson
 
 def register(app: typer.Typer) -> None:
     app.command("log", cls=Command, help="Show the latest calls from the run log.")(log_cmd)
-    app.command(cls=Command, help="Totals per model from the run log: calls, failures, latency, tokens, cost, and what local runs saved.")(stats)
+    app.command(cls=Command, help="Totals per model (or per host, --by host) from the run log: calls, failures, latency, tokens, cost, and what local runs saved.")(stats)
 
 
 @guard
@@ -64,13 +64,17 @@ def stats(
     since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help="Only calls since this date (YYYY-MM-DD)."),
     versus: str = typer.Option("openai/gpt-4.1", "--versus", metavar="PROVIDER/MODEL", help="Hosted model to price local calls against, for the savings line."),
     as_json: AsJson = False,
+    by: str = typer.Option("model", "--by", metavar="WHAT", help="A row per model, or per host: each server that took calls (the machines of a pool)."),
 ) -> None:
     from ..config import load_config
     from ..pricing import Pricing
     from ..render import out, print_json
-    from ..render.runlog import stats_lines, stats_table
-    from ..stats import summarise
+    from ..render.runlog import hosts_table, stats_lines, stats_table
+    from ..stats import summarise, summarise_hosts
     from ..store import open_store
+
+    if by not in ("model", "host"):
+        raise UserError(f"--by must be model or host, not '{by}'")
 
     config = load_config()
     config.split_ref(versus)
@@ -82,6 +86,15 @@ def stats(
         except ValueError:
             raise UserError(f"--since must be a date like 2026-11-01, not '{since}'") from None
     attempts = open_store(config.home).attempts_since(since)
+    if by == "host":
+        hosts = summarise_hosts(attempts)
+        if as_json:
+            print_json(hosts)
+        elif not hosts["hosts"]:
+            out.print(f"no calls since {since}" if since else "No calls logged yet.", markup=False)
+        else:
+            out.print(hosts_table(hosts, out.width))
+        return
     summary = summarise(attempts, config, Pricing(config), versus)
     if as_json:
         print_json(summary)

@@ -22,6 +22,10 @@ def explain(plan: RoutePlan, estimate_note: str = "", split: Any = None, split_e
     for i, a in enumerate(plan.attempts, 1):
         ctx = fmt_tokens(a.context) if a.context else "?"
         extra = f" (num_ctx {a.backend_options['num_ctx']:,})" if "num_ctx" in a.backend_options else ""
+        if a.hosts:  # of a pool, the hosts able to take it (the model there, the window large enough)
+            from ..redact import host_label
+
+            extra += " on " + ", ".join(host_label(h) for h in a.hosts)
         rows.append([Text(str(i), style="green"), a.ref, ctx, _est_note(need, a.ref), fmt_cost(a.est_cost_usd, a.local),
                      "fits: " + ("try first" if i == 1 else "fallback") + extra])
     for s in plan.skipped:
@@ -53,6 +57,8 @@ def _est_note(need: Any, ref: str) -> str:
 
 
 def explain_json(plan: RoutePlan, split: Any = None, split_error: str | None = None) -> dict[str, Any]:
+    from ..redact import display_url
+
     need = plan.need
     candidates = [
         {"model": a.ref, "context": a.context, "est_input_tokens": need.input_for(a.ref), "fits": True,
@@ -78,7 +84,8 @@ def explain_json(plan: RoutePlan, split: Any = None, split_error: str | None = N
                      "output_tokens": plan.need.output_tokens},
         "attempts": [
             {"model": a.ref, "context": a.context, "est_cost_usd": a.est_cost_usd, "local": a.local,
-             "options": a.options, "backend_options": a.backend_options}
+             "options": a.options, "backend_options": a.backend_options,
+             **({"hosts": [display_url(h) for h in a.hosts]} if a.hosts else {})}
             for a in plan.attempts
         ],
         "skipped": [{"model": s.ref, "reason": s.reason} for s in plan.skipped],

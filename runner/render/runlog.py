@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.text import Text
 
+from ..redact import host_label
 from . import fmt_cost, fmt_ms, fmt_tokens, plural
 from .fit import LATE, Alt, Col, fit_table
 
@@ -94,6 +95,33 @@ def stats_table(summary: dict[str, Any], width: int):
             fmt_ms(m["p95_latency_ms"]), f"{m['tokens_per_s']:.1f}" if m["tokens_per_s"] else "–",
             tokens_cell(m["input_tokens"], m["output_tokens"], bool(share.get("tokens"))) if answered else "–",
             cost_cell(m["cost_usd"], m["local"], bool(share.get("cost_usd"))),
+        ])
+    return fit_table(cols, rows, width)
+
+
+def hosts_table(summary: dict[str, Any], width: int):
+    """`runner stats --by host`: a row per server that took calls (each machine of a pool)."""
+    cols = [
+        Col("host", "left"),
+        Col("calls"),
+        Col("failed", short="fail"),
+        Col("p50 first token", short="p50\nfirst", drop=3),
+        Col("p50 total", short="p50\ntotal"),
+        Col("p95 total", short="p95\ntotal", drop=2),
+        Col("tok/s"),
+        Col("tokens in/out", short="tokens\nin/out", drop=4),
+        Col("models", "left", wrap=True, drop=5),
+    ]
+    rows = []
+    for h in summary["hosts"]:
+        answered = h["calls"] > h["failed"]
+        estimated = bool((h.get("estimated_share") or {}).get("tokens"))
+        rows.append([
+            host_label(h["host"]), f"{h['calls']:,}", f"{h['failed']:,}", fmt_ms(h["p50_ttft_ms"]),
+            fmt_ms(h["p50_latency_ms"]), fmt_ms(h["p95_latency_ms"]),
+            f"{h['tokens_per_s']:.1f}" if h["tokens_per_s"] else "–",
+            tokens_cell(h["input_tokens"], h["output_tokens"], estimated) if answered else "–",
+            ", ".join(h["models"]),
         ])
     return fit_table(cols, rows, width)
 

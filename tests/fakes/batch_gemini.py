@@ -31,7 +31,7 @@ from typing import Any
 
 from .batch_jobs import Counting, FakeJob, last_user_text
 from .gemini import FakeGemini, _err, _ok
-from .server import Recorded, Reply, json_reply
+from .server import Recorded, Reply
 
 _BATCH_CREATE = re.compile(r"^/v1beta/models/([^/:]+):batchGenerateContent$")
 _DOWNLOAD = re.compile(r"^/download/v1beta/(files/[^/:]+):download$")
