@@ -124,6 +124,10 @@ class StreamReply:
     ping: tuple[float, Callable[[], bytes]] | None = None
 
 
+def _generates(path: str) -> bool:
+    return path.endswith(("/api/chat", "/chat/completions", "/messages")) or "GenerateContent" in path
+
+
 class _Marker:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -180,6 +184,10 @@ class FakeServer:
         self.max_concurrent_seen = 0
         self.connections_opened = 0
         self._in_flight = 0
+        self._answering = 0
+        # Generation requests only (chat, messages, generateContent): a client's probes and
+        # /api/ps calls run beside them and are not what a concurrency limit bounds.
+        self.max_concurrent_answers = 0
         self._faults: list[tuple[str | None, Fault]] = []
         self._fault_lock = threading.Lock()
         self._conn_ids = itertools.count(1)
@@ -311,7 +319,7 @@ class FakeServer:
         self.requests.clear()
         with self._fault_lock:
             self._faults.clear()
-        self.max_concurrent_seen = 0
+        self.max_concurrent_seen = self.max_concurrent_answers = 0
 
     # ---------------------------------------------------------------- to override
 
@@ -335,9 +343,15 @@ class FakeServer:
                 self._in_flight += 1
                 if self._in_flight > self.max_concurrent_seen:
                     self.max_concurrent_seen = self._in_flight
+                answering = _generates(req.path)
+                if answering:
+                    self._answering += 1
+                    self.max_concurrent_answers = max(self.max_concurrent_answers, self._answering)
                 try:
                     keep = await self._respond(req, writer, keep)
                 finally:
+                    if answering:
+                        self._answering -= 1
                     self._in_flight -= 1
                 if not keep:
                     break

@@ -143,7 +143,7 @@ def test_per_provider_limits_are_shared_across_clients(use, fake_ollama, serve, 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(ask, range(8)))
     assert all(a.choices[0].message.content.startswith("[qwen2.5:7b]") for a in answers)
-    assert fake_ollama.max_concurrent_seen == 2  # eight clients, one limit
+    assert fake_ollama.max_concurrent_answers == 2  # eight clients, one limit
 
 
 # --- the run log ------------------------------------------------------------------------
