@@ -153,7 +153,7 @@ FIXTURE_SNIPPETS = (  # (held-out file, first line, lines): each kind of the hel
     ("csv_zone1970.tsv", 40, 80),
     ("code_go.go", 1, 200),
     ("code_rust.rs", 1, 200),
-    ("code_python_requests_sessions.py", 60, 100),
+    ("code_python_requests_sessions.py.txt", 60, 100),
     ("code_sh_apt_key.sh", 1, 100),
     ("prose_en_pydoc.txt", 1, 60),
     ("prose_de.txt", 1, 100),
