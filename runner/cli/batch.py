@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .common import Command, default, run
+from .common import Command, StopSignals, default, run
 from .options import LocalOnly, MaxTokens, Temperature, Think
 
 HELP = """Run every prompt of a file (JSONL, YAML, CSV or text: one prompt per paragraph), routed by task like `ask`, many at once, into a results file with one line per row.
@@ -105,7 +105,6 @@ def _has_other_options(o) -> bool:
 
 async def batch_command(*, dry_run: bool, as_json: bool, limits: list[str] = (), max_tokens=None, temperature=None,
                         think=None, flags: dict[str, bool] | None = None, **fields) -> int:
-    import asyncio
     import signal
     import sys
 
@@ -161,9 +160,6 @@ async def batch_command(*, dry_run: bool, as_json: bool, limits: list[str] = (),
         if not as_json:
             b.on_note = lambda note: err.print(f"[yellow]note:[/] {esc(note)}")
 
-        loop = asyncio.get_running_loop()
-        installed = []
-
         def on_signal(sig: int) -> None:
             if sig == signal.SIGTERM:
                 b.interrupt()
@@ -174,18 +170,8 @@ async def batch_command(*, dry_run: bool, as_json: bool, limits: list[str] = (),
                 err.print(f"[yellow]stopping:[/] finishing the running {plural(b.running, 'row')} "
                           "(Ctrl-C again to abandon them)", soft_wrap=False)
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, on_signal, sig)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-                pass
-        try:
-            with ProgressView(b, enabled=None):
-                code = await b.run()
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+        with StopSignals(on_signal), ProgressView(b, enabled=None):
+            code = await b.run()
     finally:
         b.close()
         await b.session.aclose()

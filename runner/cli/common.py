@@ -223,3 +223,33 @@ def read_stdin() -> str:
     from ..documents import decode_text
 
     return decode_text(data, "standard input")
+
+
+class StopSignals:
+    """SIGINT and SIGTERM as calls to `on_signal(sig)` while a long command runs (a first
+    Ctrl-C finishes the running work, a second abandons it), instead of KeyboardInterrupt
+    landing wherever the event loop happens to be."""
+
+    def __init__(self, on_signal) -> None:
+        self.on_signal = on_signal
+        self.installed: list[int] = []
+
+    def __enter__(self) -> "StopSignals":
+        import asyncio
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.on_signal, sig)
+                self.installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        for sig in self.installed:
+            loop.remove_signal_handler(sig)

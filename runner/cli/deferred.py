@@ -8,7 +8,6 @@ from typing import Any
 
 async def deferred_command(options: Any, *, dry_run: bool, as_json: bool, wait: bool, resubmit: bool,
                            status: bool, cancel: bool, resume_cmd: str) -> int:
-    import asyncio
     import signal
 
     from ..batch import Batch
@@ -17,6 +16,7 @@ async def deferred_command(options: Any, *, dry_run: bool, as_json: bool, wait: 
     from ..render import err, print_json
     from ..render.batch import bad_rows, closing_notes, summary_table
     from ..render.deferred import DeferredProgress, dry_run as show_dry_run, jobs_table, summary_lines
+    from .common import StopSignals
 
     config = load_config()
     b = Batch(config, options)
@@ -45,9 +45,6 @@ async def deferred_command(options: Any, *, dry_run: bool, as_json: bool, wait: 
                 d.jobs.remove()
             return b.exit_code()
 
-        loop = asyncio.get_running_loop()
-        installed = []
-
         def on_signal(sig: int) -> None:
             if sig == signal.SIGTERM:
                 d.interrupt()
@@ -58,18 +55,8 @@ async def deferred_command(options: Any, *, dry_run: bool, as_json: bool, wait: 
                 err.print("[yellow]stopping:[/] the provider jobs keep running; finishing the running live rows "
                           "(Ctrl-C again to abandon them)", soft_wrap=False)
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, on_signal, sig)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
-        try:
-            with DeferredProgress(d, enabled=None if not as_json else False):
-                code = await d.run()
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+        with StopSignals(on_signal), DeferredProgress(d, enabled=None if not as_json else False):
+            code = await d.run()
     finally:
         b.close()
         await b.session.aclose()
