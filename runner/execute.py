@@ -126,6 +126,7 @@ class Executor:
         thinking: list[str] = []
         done: Done | None = None
         queued = time.perf_counter()
+        yielded = False
         # A host first (waiting while the able ones are busy), then the provider's slot.
         lease = await self.dispatch.acquire(attempt.provider, attempt.model, attempt.hosts,
                                             attempt.backend_options.get("num_ctx"), avoid or ())
@@ -165,6 +166,11 @@ class Executor:
                             on_event(attempt.ref, event)
                         except Exception as exc:  # the caller's failure (a closed pipe), not the model's
                             raise _ConsumerError() from exc
+                        if clock.first is not None and not yielded:
+                            # The first token may arrive with the rest of the answer in one read:
+                            # let the consumer (serve's stream) forward it before the rest is parsed.
+                            yielded = True
+                            await asyncio.sleep(0)
             if done is None:
                 raise BackendError("the stream ended without usage or an end marker", kind=ErrorKind.STREAM, retryable=True)
         except BackendError as exc:

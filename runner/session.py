@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from dataclasses import replace
+from typing import Any, Callable
 
 from .availability import Availability, gather_availability
 from .backends import BackendPool, Call, ErrorKind, Timeouts
@@ -44,12 +45,13 @@ class StopRun(Exception):
 
 class Session:
     def __init__(self, config: Config, *, limits: Limits | None = None, store: Store | None = None,
-                 availability_ttl_s: float | None = None) -> None:
+                 availability_ttl_s: float | None = None, wire: Callable[[], Any] | None = None) -> None:
         """`availability_ttl_s`: probe keys and Ollama servers again once the last probe is this
-        old (a long-lived server sees models pulled later); None probes once per session."""
+        old (a long-lived server sees models pulled later); None probes once per session.
+        `wire`: makes what carries each backend's streams (None: httpx; the gateway's aiohttp)."""
         self.config = config
         self.pricing = Pricing(config)
-        self.pool = BackendPool(config.providers, config.settings)
+        self.pool = BackendPool(config.providers, config.settings, wire)
         self.limits = limits or Limits(config)
         self.executor = Executor(config, self.pool, self.pricing, self.limits)
         self._store = store
@@ -87,8 +89,10 @@ class Session:
             self._probed_at = time.monotonic()
             self._availability = await gather_availability(self.config, refs)
         else:
-            known = self._availability.ollama
-            new = [r for r in refs if r.partition("/")[0] not in known]
+            known, providers = self._availability.ollama, self.config.providers
+            # Only an Ollama server not asked yet needs a probe; keys were read on the first call.
+            new = [r for r in refs if r.partition("/")[0] not in known
+                   and getattr(providers.get(r.partition("/")[0]), "protocol", None) == "ollama"]
             extra = await gather_availability(self.config, new) if new else None
             if extra is not None and extra.ollama:
                 self._availability = replace(self._availability, ollama={**known, **extra.ollama})
@@ -187,11 +191,7 @@ class Session:
         stored with the run. A callback may raise StopRun to end the run at once."""
         req = prepared.request
         run_id = None
-        if log:
-            run_id = self.store.start_run(kind=kind, task=prepared.profile.name, prompt=req.prompt,
-                                          system=prepared.system, files=[d.name for d in req.documents],
-                                          group_id=group_id, item_id=item_id,
-                                          est_input_tokens=prepared.need.input_tokens, client=client)
+        early: list[dict] = []  # attempts that ended before the run's row was written
         tried: list[AttemptResult] = []
         streaming: list[str] = []  # the model streaming now, if any: its request was sent
 
@@ -200,6 +200,8 @@ class Session:
             streaming.clear()
             if run_id is not None:
                 self.store.add_attempt(run_id, att.record())
+            elif log:
+                early.append(att.record())
             if on_attempt is not None:
                 on_attempt(att)
 
@@ -217,16 +219,39 @@ class Session:
                                        on_progress=on_progress)
             return await self.executor.run(prep.plan, prep.messages, prep.system, on_event=seen, on_attempt=record)
 
-        try:
-            result = await run(prepared)
+        current = [prepared]  # the plan now: an overflow plans again
+
+        async def attempts() -> RunResult:
+            result = await run(current[0])
             for _ in range(MAX_REPLANS):
-                again = None if result.ok else await self._replan_after_overflow(prepared, result)
+                again = None if result.ok else await self._replan_after_overflow(current[0], result)
                 if again is None:
                     break
-                prepared = again
+                current[0] = again
                 more = await run(again)
                 more.attempts = result.attempts + more.attempts
                 result = more
+            return result
+
+        work = asyncio.ensure_future(attempts())
+        try:
+            if log:
+                # The request goes out first and the run's row is written while the model reads
+                # it: the log costs the first token nothing (the gateway's overhead, issue 11).
+                await asyncio.sleep(0)
+                try:
+                    run_id = self.store.start_run(
+                        kind=kind, task=prepared.profile.name, prompt=req.prompt, system=prepared.system,
+                        files=[d.name for d in req.documents], group_id=group_id, item_id=item_id,
+                        est_input_tokens=prepared.need.input_tokens, client=client)
+                    for rec in early:
+                        self.store.add_attempt(run_id, rec)
+                except BaseException:
+                    work.cancel()  # no row, no call: the log could not be written
+                    await asyncio.wait({work})
+                    raise
+            result = await work
+            prepared = current[0]
         except StopRun as exc:
             result = RunResult(ok=False, attempts=tried, error=exc.reason)
             if run_id is not None:
@@ -234,8 +259,11 @@ class Session:
             return result, run_id
         except BaseException as exc:
             # Ctrl-C, a cancelled batch, or a bug: the run is closed as failed, never left "running".
+            if not work.done():  # cancelled before the work was awaited: it stops too
+                work.cancel()
+                await asyncio.wait({work})
             if run_id is not None:
-                self._close_abandoned(run_id, exc, prepared, tried, streaming)
+                self._close_abandoned(run_id, exc, current[0], tried, streaming)
             raise
         if not prepared.plan.attempts and prepared.split is None and not result.attempts:
             result.error = no_route_message(prepared.plan)

@@ -5,7 +5,7 @@ Backend modules are imported on first use so that `runner --help` loads none of 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .base import Backend, Call, Done, Event, TextDelta, ThinkingDelta, Timeouts, ToolCallDelta, Usage
 from .errors import BackendError, ErrorKind
@@ -15,18 +15,22 @@ __all__ = ["Backend", "BackendError", "BackendPool", "Call", "Done", "ErrorKind"
            "ThinkingDelta", "Timeouts", "ToolCallDelta", "Usage", "make_backend"]
 
 
-def make_backend(provider: Any, settings: Any) -> Backend:
-    """The backend for a provider (anything with `protocol`, `base_url`, `name`, `api_key()`)."""
-    return backend_class(provider.protocol).from_provider(provider, settings)
+def make_backend(provider: Any, settings: Any, wire: Any = None) -> Backend:
+    """The backend for a provider (anything with `protocol`, `base_url`, `name`, `api_key()`);
+    `wire`: what carries its streams (None: httpx; see http.HttpClient)."""
+    return backend_class(provider.protocol).from_provider(provider, settings, wire=wire)
 
 
 class BackendPool:
     """One backend (and so one connection pool) per provider and host, shared by every call in a
     run. A provider with several hosts (a pool of machines) has one backend for each."""
 
-    def __init__(self, providers: dict[str, Any], settings: Any) -> None:
+    def __init__(self, providers: dict[str, Any], settings: Any,
+                 wire: Callable[[], Any] | None = None) -> None:
+        """`wire`: makes what carries each backend's streams (None: httpx)."""
         self.providers = providers
         self.settings = settings
+        self.wire = wire
         self._backends: dict[str | tuple[str, str], Backend] = {}  # provider, or (provider, other host)
 
     def get(self, provider_name: str, host: str | None = None) -> Backend:
@@ -39,7 +43,7 @@ class BackendPool:
                 from dataclasses import replace
 
                 provider = replace(provider, base_url=host)
-            backend = make_backend(provider, self.settings)
+            backend = make_backend(provider, self.settings, self.wire() if self.wire else None)
             self._backends[key] = backend
         return backend
 

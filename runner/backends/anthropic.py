@@ -39,17 +39,18 @@ class AnthropicBackend:
         api_key: str | None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        wire: Any = None,
     ) -> None:
         # The convention is a base without /v1; tolerate one rather than POST /v1/v1/messages.
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self._headers = {"anthropic-version": API_VERSION, "accept": "text/event-stream"}
         if api_key:
             self._headers["x-api-key"] = api_key
-        self._http = SSEClient(self.base_url, [api_key], transport=transport)
+        self._http = SSEClient(self.base_url, [api_key], transport=transport, wire=wire)
 
     @classmethod
-    def from_provider(cls, provider: Any, settings: Any) -> "AnthropicBackend":
-        return cls(provider.base_url, provider.api_key())
+    def from_provider(cls, provider: Any, settings: Any, wire: Any = None) -> "AnthropicBackend":
+        return cls(provider.base_url, provider.api_key(), wire=wire)
 
     def request_body(self, call: Call) -> dict[str, Any]:
         # Anthropic has no system role in messages: fold any into the top-level system.

@@ -30,21 +30,22 @@ class GeminiBackend:
         api_key: str | None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        wire: Any = None,
     ) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1beta")
         # The key goes in a header, never in the URL, so it cannot leak into error text.
         self._headers = {"accept": "text/event-stream"}
         if api_key:
             self._headers["x-goog-api-key"] = api_key
-        self._http = SSEClient(self.base_url, [api_key], transport=transport)
+        self._http = SSEClient(self.base_url, [api_key], transport=transport, wire=wire)
 
     def url(self, model: str) -> str:
         model = quote(model.removeprefix("models/"), safe="")
         return f"{self.base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
 
     @classmethod
-    def from_provider(cls, provider: Any, settings: Any) -> "GeminiBackend":
-        return cls(provider.base_url, provider.api_key())
+    def from_provider(cls, provider: Any, settings: Any, wire: Any = None) -> "GeminiBackend":
+        return cls(provider.base_url, provider.api_key(), wire=wire)
 
     def request_body(self, call: Call) -> dict[str, Any]:
         system = [call.system] if call.system else []

@@ -4,7 +4,8 @@ one timeout policy, and one mapping from transport failures to BackendError."""
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator, Iterable
+import json
+from typing import Any, AsyncIterator, Iterable
 
 import httpx
 
@@ -27,8 +28,15 @@ def tls_context():
     return _TLS
 
 
+_WARM = False
+
+
 def warm_http() -> None:
     """httpx defers some imports to its first request (httpcore's anyio backend); do them now."""
+    global _WARM
+    if _WARM:
+        return
+    _WARM = True
     try:
         import anyio
 
@@ -47,6 +55,15 @@ def http_timeout(t: Timeouts) -> httpx.Timeout:
     return httpx.Timeout(connect=t.connect, read=t.first_token + READ_GRACE_S, write=60.0, pool=60.0)
 
 
+def json_body(body: Any) -> bytes:
+    """A request body as httpx's `json=` encodes it (compact, UTF-8, no NaN), encoded here once
+    so the request is built from bytes."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+JSON_CONTENT = {"content-type": "application/json"}
+
+
 def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
@@ -60,15 +77,27 @@ class HttpClient:
     httpcore's connection pool spends time that grows with the square of its open connections
     (encode/httpcore#1035): one pool carrying 200 concurrent streams (the gateway under load)
     adds seconds to each. So streams are spread over several clients, each carrying at most
-    CALLS_PER_CLIENT at once; one client serves the usual case."""
+    CALLS_PER_CLIENT at once; one client serves the usual case.
+
+    `wire` (the gateway's aiohttp_wire.AiohttpWire) carries the streams (`post_stream`) instead
+    of httpx; everything else stays on httpx."""
 
     def __init__(self, base_url: str, secrets: Iterable[str | None], *,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, wire: Any = None) -> None:
         self.base_url = base_url
         self.secrets = [s for s in secrets if s]
         self._transport = transport
+        self._wire = wire
         self._clients: list[httpx.AsyncClient] = []
         self._busy: list[int] = []  # streams in flight per client
+        self._urls: dict[str, httpx.URL] = {}
+
+    def url(self, url: str) -> httpx.URL:
+        """`url` parsed once: httpx parses a string URL on every request (tens of µs)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     @property
     def where(self) -> str:
@@ -90,6 +119,18 @@ class HttpClient:
             yield self._clients[i]
         finally:
             self._busy[i] -= 1
+
+    @contextlib.asynccontextmanager
+    async def post_stream(self, url: str, content: bytes, headers: dict[str, str],
+                          timeout: httpx.Timeout) -> AsyncIterator[Any]:
+        """POST and stream the reply (HttpxReply, or the wire's); failures are httpx exceptions."""
+        if self._wire is not None:
+            async with self._wire.post(url, content, headers, timeout) as reply:
+                yield reply
+            return
+        async with self.lease() as client, client.stream("POST", self.url(url), content=content, headers=headers,
+                                                         timeout=timeout) as resp:
+            yield HttpxReply(resp)
 
     def _pick(self) -> int:
         if self._busy:
@@ -135,3 +176,22 @@ class HttpClient:
         clients, self._clients, self._busy = self._clients, [], []
         for client in clients:
             await client.aclose()
+        if self._wire is not None:
+            await self._wire.aclose()
+
+
+class HttpxReply:
+    """A streamed reply through httpx: status, headers, the body's chunks, the whole response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.is_success = response.is_success
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.aiter_bytes()
+
+    async def response(self) -> httpx.Response:
+        await self._response.aread()
+        return self._response

@@ -21,7 +21,7 @@ import httpx
 from ..tokens import ESTIMATE_MARGIN
 from .base import Call, Done, Event, ThinkingDelta, Timeouts, ToolCallDelta, Usage
 from .errors import BackendError, ErrorKind, error_from_status, parse_retry_after
-from .http import HttpClient, describe, http_timeout
+from .http import JSON_CONTENT, HttpClient, describe, http_timeout, json_body
 from ..redact import display_url
 from .sse import error_detail, sse_lines
 from .thinktags import ThinkTagSplitter
@@ -31,17 +31,18 @@ METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_
 
 
 class OllamaBackend:
-    def __init__(self, host: str, *, keep_alive: str | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, host: str, *, keep_alive: str | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 wire: Any = None) -> None:
         self.host = host
         self.keep_alive = keep_alive
-        self._http = HttpClient(host, [], transport=transport)
+        self._http = HttpClient(host, [], transport=transport, wire=wire)
         # model → the window a cut proved this server really used, whatever num_ctx asked for:
         # later, when the prompt cache makes counts small, they are judged against it.
         self._proven_window: dict[str, int] = {}
 
     @classmethod
-    def from_provider(cls, provider: Any, settings: Any) -> "OllamaBackend":
-        return cls(provider.base_url, keep_alive=settings.ollama_keep_alive)
+    def from_provider(cls, provider: Any, settings: Any, wire: Any = None) -> "OllamaBackend":
+        return cls(provider.base_url, keep_alive=settings.ollama_keep_alive, wire=wire)
 
     def warm(self, timeouts: Timeouts) -> None:
         self._http.warm()
@@ -83,12 +84,11 @@ class OllamaBackend:
     async def _lines(self, call: Call, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """POST /api/chat and yield each NDJSON object; every failure is a BackendError."""
         try:
-            async with self._http.lease() as client, client.stream("POST", f"{self.host}/api/chat", json=body,
-                                                  timeout=http_timeout(call.timeouts)) as resp:
-                if not resp.is_success:
-                    await resp.aread()
-                    raise _status_error(resp, call.model)
-                async for line in sse_lines(resp.aiter_bytes()):  # CR/LF only, as in sse.py
+            async with self._http.post_stream(f"{self.host}/api/chat", json_body(body), dict(JSON_CONTENT),
+                                              http_timeout(call.timeouts)) as reply:
+                if not reply.is_success:
+                    raise _status_error(await reply.response(), call.model)
+                async for line in sse_lines(reply.chunks()):  # CR/LF only, as in sse.py
                     if not line.strip():
                         continue
                     part = json.loads(line)

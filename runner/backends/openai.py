@@ -49,6 +49,7 @@ class OpenAIBackend:
         max_tokens_field: str = "max_completion_tokens",
         headers: dict[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        wire: Any = None,
     ) -> None:
         if max_tokens_field not in ("max_completion_tokens", "max_tokens"):
             raise ValueError(f"max_tokens_field: {max_tokens_field!r}")
@@ -62,13 +63,13 @@ class OpenAIBackend:
         secrets = [api_key] + [
             v for k, v in (headers or {}).items() if any(w in k.lower() for w in _SECRET_HEADER_WORDS)
         ]
-        self._http = SSEClient(self.base_url, secrets, transport=transport)
+        self._http = SSEClient(self.base_url, secrets, transport=transport, wire=wire)
         self._count_path: str | None = None  # the tokenize route that answered (count_tokens)
 
     @classmethod
-    def from_provider(cls, provider: Any, settings: Any) -> "OpenAIBackend":
+    def from_provider(cls, provider: Any, settings: Any, wire: Any = None) -> "OpenAIBackend":
         return cls(provider.base_url, provider.api_key(), provider=provider.name,
-                   max_tokens_field=provider.max_tokens_field)
+                   max_tokens_field=provider.max_tokens_field, wire=wire)
 
     def request_body(self, call: Call) -> dict[str, Any]:
         messages = [{"role": "system", "content": call.system}] if call.system else []

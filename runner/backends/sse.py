@@ -1,7 +1,7 @@
-"""Server-sent events over httpx, and the HTTP plumbing the hosted backends share.
+"""Server-sent events, and the HTTP plumbing the hosted backends share.
 
-`parse_sse` turns lines into `(event, data)` pairs. `SSEClient` owns one keep-alive
-`httpx.AsyncClient` per backend, POSTs a request and turns every failure (transport error,
+`parse_sse` turns lines into `(event, data)` pairs. `SSEClient` (an `HttpClient`: httpx, or the
+gateway's aiohttp wire for streams) POSTs a request and turns every failure (transport error,
 non-2xx status) into a `BackendError` whose message has the API key redacted.
 """
 
@@ -17,7 +17,7 @@ import httpx
 
 from .base import Call
 from .errors import BackendError, ErrorKind, error_from_status, parse_retry_after
-from .http import HttpClient, http_timeout
+from .http import JSON_CONTENT, HttpClient, http_timeout, json_body
 from ..redact import redact
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -82,12 +82,6 @@ async def parse_sse(lines: AsyncIterable[str]) -> AsyncIterator[tuple[str, str]]
         # id: and retry: are irrelevant for a single POST that we never resume.
     if data:
         yield event or "message", "\n".join(data)
-
-
-async def aiter_sse(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """The `(event, data)` pairs of a streaming httpx response."""
-    async for item in parse_sse(sse_lines(response.aiter_bytes())):
-        yield item
 
 
 DRAIN_TIMEOUT = 2.0
@@ -297,17 +291,14 @@ class SSEClient(HttpClient):
     ) -> AsyncIterator[tuple[str, str]]:
         """POST `body` as JSON to `url` and yield its SSE `(event, data)` pairs."""
         try:
-            async with self.lease() as client, client.stream(
-                "POST", url, json=body, headers=headers, timeout=http_timeout(call.timeouts)
-            ) as resp:
-                if not resp.is_success:
-                    await resp.aread()
-                    raise status_error(resp, self.secrets)
-                ctype = resp.headers.get("content-type", "")
+            async with self.post_stream(url, json_body(body), {**headers, **JSON_CONTENT},
+                                        http_timeout(call.timeouts)) as reply:
+                if not reply.is_success:
+                    raise status_error(await reply.response(), self.secrets)
+                ctype = reply.headers.get("content-type", "")
                 if "json" in ctype or "html" in ctype:
-                    await resp.aread()
-                    raise not_a_stream(resp, self.where, self.secrets)
-                async for item in aiter_sse(resp):
+                    raise not_a_stream(await reply.response(), self.where, self.secrets)
+                async for item in parse_sse(sse_lines(reply.chunks())):
                     yield item
         except httpx.HTTPError as exc:
             raise self.transport_error(exc, call.timeouts) from exc

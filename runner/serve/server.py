@@ -64,12 +64,20 @@ def serve(config: Config, keys: Keys, *, host: str = "127.0.0.1", port: int = 80
           f"{'keys required' if keys.required else 'no key (this machine only)'}; Ctrl-C to stop",
           file=sys.stderr, flush=True)
     grace = max(0, int(round(grace_s)))
-    server = _server_class(uvicorn)(uvicorn.Config(
-        app, lifespan="on", log_level="warning", access_log=False, server_header=False,
-        timeout_graceful_shutdown=grace, timeout_keep_alive=30))
+    server = _server_class(uvicorn)(uvicorn_config(app, grace))
     server.grace_s = grace
     server.run(sockets=[sock])
     print("runner serve: stopped", file=sys.stderr, flush=True)
+
+
+def uvicorn_config(app, grace_s: int):
+    """How uvicorn serves the gateway (the CLI and the tests' harness alike)."""
+    import uvicorn
+
+    from .coalesce import protocol_class
+
+    return uvicorn.Config(app, http=protocol_class(), lifespan="on", log_level="warning", access_log=False,
+                          server_header=False, timeout_graceful_shutdown=grace_s, timeout_keep_alive=30)
 
 
 def _server_class(uvicorn):

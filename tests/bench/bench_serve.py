@@ -3,7 +3,7 @@
 Prints, from one run:
 1. the time the gateway adds to time-to-first-token and to total latency: the same streamed
    request to the same fake, directly, through `runner serve`, and through the floor — a bare
-   Starlette + uvicorn + httpx proxy that forwards the bytes and does nothing else, so the cost of
+   Starlette + uvicorn + aiohttp proxy that forwards the bytes and does nothing else, so the cost of
    one more local HTTP hop on this machine is in the same run; interleaved, one at a time; p50 and
    p95 of the per-request differences (goal: under 2 ms at p50);
 2. 200 concurrent streamed clients through the gateway, five rounds: every answer complete and
@@ -45,27 +45,30 @@ fake.stop()
 """
 
 
-# The floor: one more HTTP hop on the same stack (uvicorn, Starlette, httpx) and nothing else.
+# The floor: one more HTTP hop on the gateway's own stack (uvicorn, Starlette, aiohttp as the
+# upstream client, as runner serve uses it) that forwards the bytes and does nothing else.
 FLOOR = r"""
 import socket, sys
-import httpx, uvicorn
+import aiohttp, uvicorn
 from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 upstream = sys.argv[1]
-client = httpx.AsyncClient(timeout=30)
+session = None
 
 
 async def chat(request):
-    req = client.build_request("POST", upstream + "/v1/chat/completions", content=await request.body(),
-                               headers={"authorization": "Bearer test-key", "content-type": "application/json"})
-    resp = await client.send(req, stream=True)
+    global session
+    if session is None:
+        session = aiohttp.ClientSession()
+    resp = await session.post(upstream + "/v1/chat/completions", data=await request.body(),
+                              headers={"authorization": "Bearer test-key", "content-type": "application/json"})
 
     async def body():
-        async for chunk in resp.aiter_raw():
+        async for chunk in resp.content.iter_any():
             yield chunk
-        await resp.aclose()
+        resp.release()
 
     return StreamingResponse(body(), media_type="text/event-stream")
 

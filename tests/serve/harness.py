@@ -8,7 +8,7 @@ import time
 
 from runner.serve.app import build_app
 from runner.serve.auth import Keys
-from runner.serve.server import _server_class, listen
+from runner.serve.server import _server_class, listen, uvicorn_config
 
 
 class Served:
@@ -42,8 +42,7 @@ class Served:
                              note=self.lines.append)
         sock = listen("127.0.0.1", 0)
         self.port = sock.getsockname()[1]
-        self.server = _server_class(uvicorn)(uvicorn.Config(
-            self.app, lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=self.grace_s))
+        self.server = _server_class(uvicorn)(uvicorn_config(self.app, self.grace_s))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True,
                                        name="runner-serve")
         self.thread.start()
