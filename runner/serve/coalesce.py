@@ -2,9 +2,9 @@
 
 An ASGI app sends a streamed reply's status line and its first token as two messages, and
 uvicorn writes each at once: two packets, so the client wakes twice for the first token, and
-on a machine with few cores it takes the CPU from the gateway in between. Here a write is held
-until the next one, which goes out joined with it at once, or until the end of the current
-loop turn, whichever comes first: nothing waits past the turn it was written in.
+on a machine with few cores it takes the CPU from the gateway in between. Here the status line
+and headers are held until the next write, which takes them along at once, or until the end of
+the current loop turn, whichever comes first. Every other write goes out as it comes.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 
 class CoalescingTransport:
-    """A transport that joins a write with the next one in the same loop turn (everything else
-    passes through)."""
+    """A transport that holds a reply's head for the write that follows it in the same loop
+    turn (everything else passes through)."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
@@ -25,12 +25,14 @@ class CoalescingTransport:
     def write(self, data: bytes) -> None:
         if not data:
             return
-        if self._pending:  # the second write: both go out now
+        if self._pending:  # what follows the head: both go out now
             self._pending.append(data)
             self.flush()
-            return
-        self._pending.append(data)
-        self._loop.call_soon(self.flush)
+        elif data.startswith(b"HTTP/"):  # a reply's status line and headers: held
+            self._pending.append(data)
+            self._loop.call_soon(self.flush)
+        elif not self._transport.is_closing():
+            self._transport.write(data)
 
     def writelines(self, lines) -> None:
         for data in lines:

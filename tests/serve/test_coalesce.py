@@ -1,5 +1,5 @@
-"""serve/coalesce.py: a reply's status line goes out joined with its first body write, and
-nothing written waits past the loop turn it was written in."""
+"""serve/coalesce.py: a reply's status line goes out joined with its first body write; a head
+alone waits no longer than the loop turn it was written in; every other write goes at once."""
 
 from __future__ import annotations
 
@@ -35,18 +35,19 @@ class Recorder:
         return ("127.0.0.1", 1) if name == "peername" else default
 
 
-def test_two_writes_in_a_turn_are_one_and_a_lone_write_goes_out_at_the_end_of_the_turn():
+def test_the_head_goes_with_the_first_body_write_and_other_writes_go_at_once():
     async def main() -> None:
         raw = Recorder()
         t = CoalescingTransport(raw, asyncio.get_running_loop())
         t.write(b"HTTP/1.1 200 OK\r\n\r\n")
-        assert raw.writes == []  # held for what follows
+        assert raw.writes == [] and t.get_write_buffer_size() == 19  # held for what follows
         t.write(b"data: first\n\n")
         assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\ndata: first\n\n"]  # at once, joined
         t.write(b"data: last\n\n")
-        assert len(raw.writes) == 1 and t.get_write_buffer_size() == len(b"data: last\n\n")
-        await asyncio.sleep(0)  # the end of the turn
-        assert raw.writes[-1] == b"data: last\n\n"
+        assert raw.writes[-1] == b"data: last\n\n"  # a body write is not held
+        t.write(b"HTTP/1.1 204 No Content\r\n\r\n")  # a head with nothing after it
+        await asyncio.sleep(0)  # waits for the end of the turn, no longer
+        assert raw.writes[-1] == b"HTTP/1.1 204 No Content\r\n\r\n" and len(raw.writes) == 3
         assert t.get_extra_info("peername") == ("127.0.0.1", 1)  # everything else passes through
 
     asyncio.run(main())
@@ -56,12 +57,12 @@ def test_close_sends_what_was_written_first_and_abort_drops_it():
     async def main() -> None:
         raw = Recorder()
         t = CoalescingTransport(raw, asyncio.get_running_loop())
-        t.write(b"bye")
+        t.write(b"HTTP/1.1 200 OK\r\n\r\n")
         t.close()
-        assert raw.writes == [b"bye"] and raw.closed
+        assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\n"] and raw.closed
         other = Recorder()
         t = CoalescingTransport(other, asyncio.get_running_loop())
-        t.write(b"never")
+        t.write(b"HTTP/1.1 200 OK\r\n\r\n")
         t.abort()
         await asyncio.sleep(0)
         assert other.writes == [] and other.aborted
