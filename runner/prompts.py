@@ -42,6 +42,7 @@ from .errors import UserError
 
 FORMATS = ("jsonl", "yaml", "csv", "tsv", "text")
 ROW_KEYS = ("id", "prompt", "task", "model", "system", "files", "vars")
+_ROW_KEYS = frozenset(ROW_KEYS)
 _SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".yaml": "yaml", ".yml": "yaml",
            ".csv": "csv", ".tsv": "tsv", ".txt": "text", ".md": "text", ".text": "text", ".prompts": "text"}
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
@@ -337,11 +338,15 @@ def _finish(raw: _Raw | BadRow, defaults: dict[str, Any], base: Path, ids: _Ids)
     if err:
         return BadRow(raw.line, err, rid)
     variables: dict[str, Any] = {}
-    if not literal:
-        variables.update(defaults.get("vars") or {})
-        variables.update(raw.extra_vars)
-        variables.update({k: v for k, v in data.items() if k not in ROW_KEYS})
-        variables.update(data.get("vars") or {})
+    if not literal:  # later ones win: the defaults' vars, other CSV columns, other keys, the row's vars
+        if defaults.get("vars"):
+            variables.update(defaults["vars"])
+        if raw.extra_vars:
+            variables.update(raw.extra_vars)
+        if not _ROW_KEYS.issuperset(data):
+            variables.update({k: v for k, v in data.items() if k not in _ROW_KEYS})
+        if data.get("vars"):
+            variables.update(data["vars"])
     prompt = data.get("prompt")
     if prompt is None:
         prompt = defaults.get("prompt")
@@ -364,7 +369,7 @@ def _finish(raw: _Raw | BadRow, defaults: dict[str, Any], base: Path, ids: _Ids)
     files = data.get("files", defaults.get("files")) or []
     if isinstance(files, str):
         files = [files]
-    resolved = tuple(str(p if (p := Path(f).expanduser()).is_absolute() else base / p) for f in files)
+    resolved = tuple(str(p if (p := Path(f).expanduser()).is_absolute() else base / p) for f in files) if files else ()
     if rid is not None:
         dup = ids.explicit_id(rid, raw.line)
         if dup:

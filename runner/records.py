@@ -14,26 +14,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-ATTEMPT_FIELDS = ("finish_reason", "input_tokens", "output_tokens", "tokens_estimated", "ttft_ms", "answer_ms",
-                  "queue_ms", "latency_ms", "cost_usd")
-
-
 def round1(v: Any) -> Any:
     return round(v, 1) if isinstance(v, float) else v
 
 
 def attempt_json(a: dict[str, Any]) -> dict[str, Any]:
     """One attempt for scripts, from a live attempt's record() or a run-log row."""
+    get = a.get
     out: dict[str, Any] = {"model": a["model"], "outcome": a["outcome"]}
-    if a.get("error"):
+    if get("error"):
         out["error"] = a["error"]
-    if a.get("part"):
+    if get("part"):
         out["part"] = a["part"]
-    if a.get("host"):
+    if get("host"):
         out["host"] = a["host"]
-    for key in ATTEMPT_FIELDS:
-        out[key] = round1(a.get(key)) if key.endswith("_ms") else a.get(key)
-    out["tokens_estimated"] = bool(out["tokens_estimated"])
+    out["finish_reason"] = get("finish_reason")  # one by one: quicker than a loop over the names
+    out["input_tokens"] = get("input_tokens")
+    out["output_tokens"] = get("output_tokens")
+    out["tokens_estimated"] = bool(get("tokens_estimated"))
+    out["ttft_ms"] = round1(get("ttft_ms"))
+    out["answer_ms"] = round1(get("answer_ms"))
+    out["queue_ms"] = round1(get("queue_ms"))
+    out["latency_ms"] = round1(get("latency_ms"))
+    out["cost_usd"] = get("cost_usd")
     return out
 
 
@@ -75,15 +78,7 @@ class RunRecord:
     @classmethod
     def from_summary(cls, task: str | None, s: dict[str, Any], attempts: list[dict[str, Any]],
                      run_id: int | None = None) -> "RunRecord":
-        return cls(
-            task=task, ok=s["outcome"] == "ok", model=s.get("model"), error=s.get("error"),
-            finish_reason=s.get("finish_reason"), text=s.get("text"),
-            thinking=s.get("thinking"), input_tokens=s.get("input_tokens"), output_tokens=s.get("output_tokens"),
-            tokens_estimated=bool(s.get("tokens_estimated")), ttft_ms=round1(s.get("ttft_ms")),
-            latency_ms=round1(s.get("latency_ms")), tokens_per_s=round1(s.get("tokens_per_s")),
-            cost_usd=s.get("cost_usd"), attempts=[attempt_json(a) for a in attempts], id=run_id,
-            chunks=s.get("chunks") or None,
-        )
+        return cls(**_fields(task, s, attempts, run_id))
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> "RunRecord":
@@ -110,6 +105,29 @@ class RunRecord:
         if self.chunks:
             out["chunks"] = self.chunks
         return out
+
+
+def _fields(task: str | None, s: dict[str, Any], attempts: list[dict[str, Any]], run_id: int | None) -> dict[str, Any]:
+    """A RunRecord's fields from a run's summary, in the order of its json()."""
+    get = s.get
+    return {
+        "id": run_id, "model": get("model"), "task": task, "ok": s["outcome"] == "ok", "error": get("error"),
+        "finish_reason": get("finish_reason"), "text": get("text"), "thinking": get("thinking"),
+        "input_tokens": get("input_tokens"), "output_tokens": get("output_tokens"),
+        "tokens_estimated": bool(get("tokens_estimated")), "ttft_ms": round1(get("ttft_ms")),
+        "latency_ms": round1(get("latency_ms")), "tokens_per_s": round1(get("tokens_per_s")),
+        "cost_usd": get("cost_usd"), "attempts": [attempt_json(a) for a in attempts], "chunks": get("chunks") or None,
+    }
+
+
+def summary_json(task: str | None, s: dict[str, Any], attempts: list[dict[str, Any]],
+                 run_id: int | None = None) -> dict[str, Any]:
+    """`RunRecord.from_summary(...).json()` without the object in between (rows collected by
+    the 100,000)."""
+    out = _fields(task, s, attempts, run_id)
+    if not out["chunks"]:
+        del out["chunks"]
+    return out
 
 
 def run_summary(result: Any) -> dict[str, Any]:

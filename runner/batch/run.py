@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -41,10 +40,12 @@ from ..session import Session
 from ..stats import Aggregate
 from ..store import now_iso
 from .budget import Budget
-from .results import ResultsWriter, ResumeState, check_out_path, output_format, read_state
+from .results import ResultsWriter, ResumeState, check_out_path, json_encoder, output_format, read_state
 
 DEFAULT_CONCURRENCY = 8
 BAD_ROWS_KEPT = 1000
+
+_fingerprint_json = json_encoder(sort_keys=True, ensure_ascii=False)
 
 # Exit codes (documented in `runner batch --help`).
 EXIT_OK, EXIT_FAILED, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 3, 130
@@ -259,7 +260,7 @@ class Batch:
         asked = {"prompt": row.prompt, "system": row.system if row.system is not None else self.o.system,
                  "task": task, "model": model, "options": self._options, "files": list(row.files),
                  "local_only": self.o.local_only}
-        return hashlib.sha256(json.dumps(asked, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+        return hashlib.sha256(_fingerprint_json(asked).encode()).hexdigest()[:16]
 
     def answered(self, row: Row) -> bool:
         """Answered already, to the same question: a record from before fingerprints were written
@@ -387,27 +388,32 @@ class Batch:
         self.write_lines([line])
 
     def write_lines(self, lines: list[dict[str, Any]]) -> None:
-        """Rows' lines, as `write` does each."""
+        """Rows' lines, as `write` does each (the OS gets them a few hundred kB at a time)."""
         assert self.writer is not None
+        try:
+            self.writer.write_many(lines)
+        except OSError as exc:  # disk full, standard output closed…: every earlier row is safe
+            for rec in lines[:getattr(exc, "records_written", 0)]:
+                self._count(rec)
+            if self.writer.path is None:
+                raise UserError(f"standard output was closed after {self.done:,} rows ({exc.strerror or exc})") from None
+            raise UserError(f"cannot write to {self.writer.shown} ({exc.strerror or exc}); the {self.done:,} rows "
+                            "written are kept; fix it and run the same command again to resume") from None
         for rec in lines:
-            try:
-                self.writer.write(rec)
-            except OSError as exc:  # disk full, standard output closed…: every earlier row is safe
-                if self.writer.path is None:
-                    raise UserError(f"standard output was closed after {self.done:,} rows ({exc.strerror or exc})") from None
-                raise UserError(f"cannot write to {self.writer.shown} ({exc.strerror or exc}); the {self.done:,} rows "
-                                "written are kept; fix it and run the same command again to resume") from None
-            self.done += 1
-            cost = rec["cost_usd"]
-            if self.budget is not None:
-                self.budget.finish(rec["id"], cost, rec["model"])
-            if rec["ok"]:
-                self.ok += 1
-            else:
-                self.failed += 1
-            self.cost += cost or 0.0
-            self.tokens += (rec["input_tokens"] or 0) + (rec["output_tokens"] or 0)
-            self._stat(rec)
+            self._count(rec)
+
+    def _count(self, rec: dict[str, Any]) -> None:
+        self.done += 1
+        cost = rec["cost_usd"]
+        if self.budget is not None:
+            self.budget.finish(rec["id"], cost, rec["model"])
+        if rec["ok"]:
+            self.ok += 1
+        else:
+            self.failed += 1
+        self.cost += cost or 0.0
+        self.tokens += (rec["input_tokens"] or 0) + (rec["output_tokens"] or 0)
+        self._stat(rec)
 
     def record(self, row: Row, outcome: Outcome) -> dict[str, Any]:
         """The row's line in the results file: its RunRecord, keyed by the row's id."""
@@ -422,11 +428,13 @@ class Batch:
              **extra: Any) -> dict[str, Any]:
         """A results line from a RunRecord's json(): the row's id, the record's fields, the run, the
         batch, the time, what the answer was asked with, and `extra` (a deferred row's job)."""
-        out = {"id": row_id}
-        out.update({k: data[k] for k in RESULT_FIELDS})
-        out.update(run_id=run_id, batch_id=self.batch_id, time=now_iso(),
-                   fingerprint=self.fingerprint(row) if row is not None else None, **extra)
-        return out
+        d = data  # the fields of RESULT_FIELDS, spelt out: one dict built whole, not grown key by key
+        return {"id": row_id, "ok": d["ok"], "model": d["model"], "task": d["task"], "finish_reason": d["finish_reason"],
+                "text": d["text"], "thinking": d["thinking"], "input_tokens": d["input_tokens"],
+                "output_tokens": d["output_tokens"], "tokens_estimated": d["tokens_estimated"], "ttft_ms": d["ttft_ms"],
+                "latency_ms": d["latency_ms"], "tokens_per_s": d["tokens_per_s"], "cost_usd": d["cost_usd"],
+                "error": d["error"], "attempts": d["attempts"], "run_id": run_id, "batch_id": self.batch_id,
+                "time": now_iso(), "fingerprint": self.fingerprint(row) if row is not None else None, **extra}
 
     def _stat(self, rec: dict[str, Any]) -> None:
         # A deferred row waited hours by design: its figures stay apart from live ones.

@@ -5,11 +5,13 @@ results file. A row the job ended without answering gets the job's reason (`miss
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from itertools import accumulate, count
 from pathlib import Path
 from typing import Any, Iterator
 
 from ...backends.errors import ErrorKind
-from ...records import RunRecord
+from ...records import summary_json
 from ...tokens import estimate_tokens
 from .api import JobStatus, RowResult
 from .cost import RowPricer
@@ -69,16 +71,17 @@ def deferred_run(job: Job, res: RowResult, cost: float | None, wait_ms: float | 
     inp, out, estimated = usage.input_tokens, usage.output_tokens, False
     if res.ok and out is None:
         out, estimated = estimate_tokens(res.text + res.thinking), True
+    ref = job.ref
     attempt = {
-        "model": job.ref, "outcome": "ok" if res.ok else "failed", "time": job.completed_at,
+        "model": ref, "outcome": "ok" if res.ok else "failed", "time": job.completed_at,
         "error": res.error, "error_kind": res.error_kind, "finish_reason": res.finish_reason,
         "input_tokens": inp, "output_tokens": out, "tokens_estimated": estimated,
         "latency_ms": wait_ms, "cost_usd": cost, "cache_read_tokens": usage.cache_read_tokens or None,
         "cache_write_tokens": usage.cache_write_tokens or None, "deferred": 1, "job_id": job.job_id,
         "submitted_at": job.submitted_at, "completed_at": job.completed_at,
     }
-    summary: dict[str, Any] = {"outcome": "ok" if res.ok else "failed", "model": job.ref, "cost_usd": cost,
-                               "error": None if res.ok else f"{job.ref} (deferred job {job.job_id}): {res.error}"}
+    summary: dict[str, Any] = {"outcome": "ok" if res.ok else "failed", "model": ref, "cost_usd": cost,
+                               "error": None if res.ok else f"{ref} (deferred job {job.job_id}): {res.error}"}
     if res.ok:
         summary.update(text=res.text, thinking=res.thinking or None, finish_reason=res.finish_reason,
                        input_tokens=inp, output_tokens=out, tokens_estimated=estimated, latency_ms=wait_ms)
@@ -86,7 +89,7 @@ def deferred_run(job: Job, res: RowResult, cost: float | None, wait_ms: float | 
 
 
 def record_of(task: str | None, attempt: dict, summary: dict, run_id: int | None) -> dict[str, Any]:
-    return RunRecord.from_summary(task, summary, [attempt], run_id).json()
+    return summary_json(task, summary, [attempt], run_id)
 
 
 class Fetched:
@@ -136,10 +139,19 @@ class Fetched:
 def job_rows(fetched: list[Fetched], rows: Iterator[Any]) -> Iterator[tuple[Any, Fetched, int]]:
     """(row, its job, its index there) for the rows of the fetched jobs, in prompt-file order; then
     (None, job, i) for rows the prompt file no longer has (edited since): their answers are kept."""
-    where = {rid: (f, i) for f in fetched for i, rid in enumerate(f.job.rows)}
+    # Row id → its position counted across the jobs: a dict of ints, no tuple per row.
+    starts = list(accumulate((len(f.job.rows) for f in fetched), initial=0))
+    where: dict[str, int] = {}
+    for f, start in zip(fetched, starts):
+        where.update(zip(f.job.rows, count(start)))
+
+    def at(n: int) -> tuple[Fetched, int]:
+        k = bisect_right(starts, n) - 1
+        return fetched[k], n - starts[k]
+
     for row in rows:
-        hit = where.pop(row.id, None)
-        if hit is not None:
-            yield row, hit[0], hit[1]
-    for f, i in where.values():
-        yield None, f, i
+        n = where.pop(row.id, None)
+        if n is not None:
+            yield (row, *at(n))
+    for n in where.values():
+        yield (None, *at(n))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -75,7 +75,8 @@ class Job:
         return i if i < len(self.rows) else None
 
 
-_JOB_FIELDS = {f.name for f in fields(Job)}
+_JOB_FIELD_NAMES = tuple(f.name for f in fields(Job))
+_JOB_FIELDS = set(_JOB_FIELD_NAMES)
 
 
 @dataclass
@@ -108,10 +109,12 @@ class JobsFile:
     def save(self) -> None:
         """Replace the file atomically and durably; returns once the new content is on disk."""
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        data = {"version": VERSION, "batch_id": self.batch_id, "jobs": [asdict(j) for j in self.jobs]}
+        # Not asdict() nor json.dump(): they copy every row id, and dump() encodes in Python.
+        data = {"version": VERSION, "batch_id": self.batch_id,
+                "jobs": [{name: getattr(j, name) for name in _JOB_FIELD_NAMES} for j in self.jobs]}
         try:
             with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=True, separators=(",", ":"))
+                f.write(json.dumps(data, ensure_ascii=True, separators=(",", ":")))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
