@@ -233,24 +233,41 @@ class Session:
                 result = more
             return result
 
-        work = asyncio.ensure_future(attempts())
+        # The request goes out first and the run's row is written while the model reads it (the
+        # first await after sending): the log costs the first token nothing (issue 11). A row
+        # that cannot be written cancels the call at once.
+        me = asyncio.current_task()
+        row_error: list[BaseException] = []
+
+        def write_row(cancel: bool = True) -> None:
+            nonlocal run_id
+            try:
+                run_id = self.store.start_run(
+                    kind=kind, task=prepared.profile.name, prompt=req.prompt, system=prepared.system,
+                    files=[d.name for d in req.documents], group_id=group_id, item_id=item_id,
+                    est_input_tokens=prepared.need.input_tokens, client=client)
+                for rec in early:
+                    self.store.add_attempt(run_id, rec)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the task below
+                row_error.append(exc)
+                if cancel and me is not None:  # the task is waiting on the model: stop it
+                    me.cancel()
+
+        pending_row = asyncio.get_running_loop().call_soon(write_row) if log else None
         try:
-            if log:
-                # The request goes out first and the run's row is written while the model reads
-                # it: the log costs the first token nothing (the gateway's overhead, issue 11).
-                await asyncio.sleep(0)
-                try:
-                    run_id = self.store.start_run(
-                        kind=kind, task=prepared.profile.name, prompt=req.prompt, system=prepared.system,
-                        files=[d.name for d in req.documents], group_id=group_id, item_id=item_id,
-                        est_input_tokens=prepared.need.input_tokens, client=client)
-                    for rec in early:
-                        self.store.add_attempt(run_id, rec)
-                except BaseException:
-                    work.cancel()  # no row, no call: the log could not be written
-                    await asyncio.wait({work})
-                    raise
-            result = await work
+            try:
+                result = await attempts()
+            except asyncio.CancelledError:
+                if row_error and me is not None:
+                    me.uncancel()
+                    raise row_error[0] from None
+                raise
+            finally:
+                if pending_row is not None and run_id is None and not row_error:
+                    pending_row.cancel()  # nothing awaited at all: write it now
+                    write_row(cancel=False)
+            if row_error:
+                raise row_error[0]
             prepared = current[0]
         except StopRun as exc:
             result = RunResult(ok=False, attempts=tried, error=exc.reason)
@@ -259,9 +276,6 @@ class Session:
             return result, run_id
         except BaseException as exc:
             # Ctrl-C, a cancelled batch, or a bug: the run is closed as failed, never left "running".
-            if not work.done():  # cancelled before the work was awaited: it stops too
-                work.cancel()
-                await asyncio.wait({work})
             if run_id is not None:
                 self._close_abandoned(run_id, exc, current[0], tried, streaming)
             raise

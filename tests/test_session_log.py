@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from runner.config import load_config
+from runner.errors import UserError
 from runner.request import Request
 from runner.session import Session
+from runner.store import Store
 
 
 def two_candidates(home) -> None:
@@ -67,3 +71,27 @@ def test_a_run_cancelled_while_its_request_is_out_is_closed_with_the_reason(fake
     (run,) = asyncio.run(main())
     assert run["outcome"] == "failed" and "client disconnected" in run["error"]
     assert run["model"] == "openai/gpt-4.1"
+
+
+class UnwritableLog(Store):
+    """A run log whose rows cannot be written (a full disk, say), as the user would meet it."""
+
+    def start_run(self, **kwargs):
+        raise UserError(f"cannot write the run log {self.path}: database or disk is full")
+
+
+def test_a_row_that_cannot_be_written_stops_the_call_and_says_why(fake_openai, use, home):
+    use(fake_openai, "openai")
+    fake_openai.ttft_s = 5.0  # were the call not stopped, the test would wait for it
+
+    async def main():
+        session = Session(load_config(), store=UnwritableLog(home / "runs.db"))
+        prepared = await session.prepare(Request(prompt="hello", task="general", model="openai/gpt-4.1"))
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(UserError, match="disk is full"):
+            await session.answer(prepared)
+        took = asyncio.get_running_loop().time() - started
+        await session.aclose()
+        return took
+
+    assert asyncio.run(main()) < 2.0  # stopped at once, not after the model's 5 s
