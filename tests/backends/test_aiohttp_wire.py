@@ -17,6 +17,7 @@ from runner.backends.errors import ErrorKind
 from runner.backends.gemini import GeminiBackend
 from runner.backends.ollama import OllamaBackend
 from runner.backends.openai import OpenAIBackend
+from tests.backends.test_hosted import _partial_then_error
 from tests.fakes import Fault
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.gemini import FakeGemini
@@ -47,22 +48,10 @@ FAULTS = {
 }
 
 
-async def _outcome(backend: Any, call: Call) -> tuple[list[Any], BackendError | None]:
-    events: list[Any] = []
-    try:
-        async for event in backend.stream(call):
-            events.append(event)
-    except BackendError as err:
-        return events, err
-    finally:
-        await backend.aclose()
-    return events, None
-
-
 def outcome(make, url: str, model: str, wire: bool) -> tuple[list[Any], BackendError | None]:
     call = Call(model=model, messages=[{"role": "user", "content": "hello there"}],
                 timeouts=Timeouts(connect=2, first_token=0.5, total=10))
-    return asyncio.run(_outcome(make(url, AiohttpWire() if wire else None), call))
+    return asyncio.run(_partial_then_error(make(url, AiohttpWire() if wire else None), call))
 
 
 def shape(events: list[Any]) -> list[Any]:
